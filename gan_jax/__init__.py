@@ -1,0 +1,1 @@
+"""gan_jax: a JAX/Flax research codebase for generative adversarial networks."""

@@ -1,0 +1,168 @@
+"""The config schema shared by every experiment, command-line overrides, and workdir compatibility.
+
+Every experiment's `get_config()` starts from `base()` so all experiments read alike:
+
+  data   name, dir, split, batch_size, on_device
+  model  name, z_dim, g_channels, d_channels, d_batchnorm, hidden, layers, upsample
+  loss   one of gan_jax.losses.LOSSES
+  optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player)
+  train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
+         dtype, ema_decay
+  eval   eval_every, metrics, num_samples
+  log    wandb ('auto' | 'online' | 'offline' | 'disabled'), project, group, name
+"""
+import ast
+import json
+from typing import Any, Iterable
+
+import ml_collections
+
+from gan_jax.errors import UserError
+
+ConfigDict = ml_collections.ConfigDict
+
+# Fields that change array shapes or the computation's structure: a workdir saved with other
+# values cannot be resumed with these changed.
+SHAPE_KEYS = ('data.name', 'data.batch_size', 'model', 'train.d_steps', 'train.ema_decay')
+
+
+def base() -> ConfigDict:
+  """Defaults shared by every experiment; experiments override what differs."""
+  c = ConfigDict()
+  c.data = ConfigDict(dict(name='mnist', dir='', split='train', batch_size=64, on_device=True))
+  c.model = ConfigDict(dict(
+      name='dcgan',
+      z_dim=100,
+      g_channels=64,      # DCGAN: channels of G's last hidden layer (doubles towards the input).
+      d_channels=64,      # DCGAN: channels of D's first layer (doubles with depth).
+      d_batchnorm=True,   # BatchNorm in D's hidden layers (never the first one).
+      hidden=128,         # MLP: hidden width.
+      layers=3,           # MLP: hidden layers.
+      upsample='subpixel',  # G's stride-2 4x4 transposed convs: 'subpixel' (fast, same math) or 'transpose'.
+  ))
+  c.loss = 'non_saturating'
+  c.optim = ConfigDict(dict(
+      g=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),
+      d=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),
+  ))
+  c.train = ConfigDict(dict(
+      steps=10_000,
+      d_steps=1,
+      seed=0,
+      log_every=100,
+      sample_every=1000,
+      checkpoint_every=1000,
+      keep_checkpoints=3,
+      dtype='float32',    # compute dtype: 'float32' or 'bfloat16' (params stay float32).
+      ema_decay=0.0,      # EMA of G's params for sampling; 0 disables.
+  ))
+  c.eval = ConfigDict(dict(eval_every=0, metrics=(), num_samples=10_000))
+  c.log = ConfigDict(dict(wandb='auto', project='gan_jax', group='', name=''))
+  return c
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+  """Parses `text` into the type of the field's current value."""
+  def bad(expected: str) -> UserError:
+    return UserError(f'--config.{key}={text}: expected {expected} (current value {current!r})')
+
+  if isinstance(current, bool):
+    low = text.lower()
+    if low in ('true', '1', 'yes'):
+      return True
+    if low in ('false', '0', 'no'):
+      return False
+    raise bad('true or false')
+  if isinstance(current, int):
+    try:
+      return int(text.replace('_', ''))
+    except ValueError:
+      try:
+        as_float = float(text)
+      except ValueError:
+        raise bad('an integer') from None
+      if as_float.is_integer():
+        return int(as_float)
+      raise bad('an integer') from None
+  if isinstance(current, float):
+    try:
+      return float(text)
+    except ValueError:
+      raise bad('a number') from None
+  if isinstance(current, str):
+    return text
+  if isinstance(current, (tuple, list)):
+    if text == '':
+      return type(current)()
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = tuple(part.strip() for part in text.split(','))
+    if not isinstance(value, (tuple, list)):
+      value = (value,)
+    return type(current)(value)
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _lookup_parent(config: ConfigDict, key: str) -> tuple[ConfigDict, str]:
+  parts = key.split('.')
+  node = config
+  for depth, part in enumerate(parts):
+    prefix = '.'.join(parts[:depth])
+    if not isinstance(node, ConfigDict):
+      raise UserError(f'unknown config key {key!r}: {prefix!r} is a value, not a group')
+    if part not in node:
+      where = f'config.{prefix}' if prefix else 'config'
+      raise UserError(f'unknown config key {key!r}; valid keys of {where}: {", ".join(sorted(node.keys()))}')
+    if depth < len(parts) - 1:
+      node = node[part]
+  return node, parts[-1]
+
+
+def apply_overrides(config: ConfigDict, overrides: Iterable[tuple[str, str]]) -> ConfigDict:
+  """Applies `(dotted.key, text)` overrides in place, parsing text to the field's type.
+
+  Raises:
+    UserError for an unknown key (listing the valid keys at that level), an override of a
+    whole group, or a value that does not parse as the field's type.
+  """
+  for key, text in overrides:
+    parent, leaf = _lookup_parent(config, key)
+    current = parent[leaf]
+    if isinstance(current, ConfigDict):
+      raise UserError(f'--config.{key} is a group; set one of its keys: '
+                      f'{", ".join(f"{key}.{k}" for k in sorted(current.keys()))}')
+    parent[leaf] = _parse_value(text, current, key)
+  return config
+
+
+def to_dict(config: ConfigDict) -> dict:
+  """A JSON-safe nested dict of the config (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
+  """{'a': {'b': 1}} -> {'a.b': 1}."""
+  flat = {}
+  for key, value in tree.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, dict):
+      flat.update(flatten(value, name + '.'))
+    else:
+      flat[name] = value
+  return flat
+
+
+def shape_differences(saved: dict, current: dict) -> list[str]:
+  """Keys under SHAPE_KEYS whose values differ between two config dicts, as 'key: old -> new'."""
+  old, new = flatten(saved), flatten(current)
+  diffs = []
+  for key in sorted(set(old) | set(new)):
+    if not any(key == k or key.startswith(k + '.') for k in SHAPE_KEYS):
+      continue
+    if old.get(key) != new.get(key):
+      diffs.append(f'{key}: {old.get(key)!r} -> {new.get(key)!r}')
+  return diffs

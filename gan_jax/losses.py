@@ -1,0 +1,94 @@
+"""Adversarial losses. Each D loss maps (d_real, d_fake) -> scalar; each G loss maps d_fake -> scalar.
+
+`d_real`, `d_fake`: discriminator outputs of shape [B] (or [B, 1]): logits for the
+probabilistic losses, unbounded critic values for Wasserstein, hinge and least-squares.
+All reductions are means over the batch, computed in float32 (or float64 if given).
+Both losses of a pair are minimised by their player.
+"""
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gan_jax.errors import UserError
+
+Array = jax.Array
+
+
+def _f32(x: Array) -> Array:
+  return x if x.dtype == jnp.float64 else x.astype(jnp.float32)
+
+
+# Probabilistic losses, D(x) = sigmoid(logit).
+def minimax_d(d_real: Array, d_fake: Array) -> Array:
+  """-E[log D(x)] - E[log(1 - D(G(z)))] (Goodfellow et al. 2014)."""
+  return jnp.mean(jax.nn.softplus(-_f32(d_real))) + jnp.mean(jax.nn.softplus(_f32(d_fake)))
+
+
+def minimax_g(d_fake: Array) -> Array:
+  """E[log(1 - D(G(z)))]: the saturating G loss; its gradient vanishes when D rejects fakes."""
+  return -jnp.mean(jax.nn.softplus(_f32(d_fake)))
+
+
+def non_saturating_g(d_fake: Array) -> Array:
+  """-E[log D(G(z))]: the non-saturating G loss (same fixed points, strong early gradients)."""
+  return jnp.mean(jax.nn.softplus(-_f32(d_fake)))
+
+
+# Critic losses.
+def wasserstein_d(d_real: Array, d_fake: Array) -> Array:
+  """E[D(G(z))] - E[D(x)] (Arjovsky et al. 2017); needs a Lipschitz constraint on D."""
+  return jnp.mean(_f32(d_fake)) - jnp.mean(_f32(d_real))
+
+
+def wasserstein_g(d_fake: Array) -> Array:
+  return -jnp.mean(_f32(d_fake))
+
+
+def hinge_d(d_real: Array, d_fake: Array) -> Array:
+  """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))] (Lim & Ye 2017; Miyato et al. 2018)."""
+  return jnp.mean(jax.nn.relu(1.0 - _f32(d_real))) + jnp.mean(jax.nn.relu(1.0 + _f32(d_fake)))
+
+
+def hinge_g(d_fake: Array) -> Array:
+  return -jnp.mean(_f32(d_fake))
+
+
+def least_squares_d(d_real: Array, d_fake: Array) -> Array:
+  """1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2] (Mao et al. 2017, a=0, b=c=1)."""
+  return 0.5 * jnp.mean((_f32(d_real) - 1.0) ** 2) + 0.5 * jnp.mean(_f32(d_fake) ** 2)
+
+
+def least_squares_g(d_fake: Array) -> Array:
+  return 0.5 * jnp.mean((_f32(d_fake) - 1.0) ** 2)
+
+
+def feature_matching_g(real_features: Array, fake_features: Array) -> Array:
+  """|E[f(x)] - E[f(G(z))]|^2 over an intermediate D feature f (Salimans et al. 2016).
+
+  Args:
+    real_features, fake_features: [B, ...] features of the same D layer.
+  """
+  diff = jnp.mean(_f32(real_features), axis=0) - jnp.mean(_f32(fake_features), axis=0)
+  return jnp.sum(diff ** 2)
+
+
+class Loss(NamedTuple):
+  """A D loss and a G loss that belong together."""
+  d: Callable[[Array, Array], Array]
+  g: Callable[[Array], Array]
+
+
+LOSSES = {
+    'minimax': Loss(minimax_d, minimax_g),
+    'non_saturating': Loss(minimax_d, non_saturating_g),
+    'wasserstein': Loss(wasserstein_d, wasserstein_g),
+    'hinge': Loss(hinge_d, hinge_g),
+    'least_squares': Loss(least_squares_d, least_squares_g),
+}
+
+
+def get(name: str) -> Loss:
+  if name not in LOSSES:
+    raise UserError(f'unknown loss {name!r}; choose one of {", ".join(sorted(LOSSES))} (--config.loss=NAME)')
+  return LOSSES[name]

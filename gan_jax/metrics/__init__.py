@@ -1,0 +1,1 @@
+"""Evaluation metrics: Frechet distances, Inception Score, KID, precision/recall, mode coverage."""

@@ -1,0 +1,40 @@
+"""Model construction from `config.model`: `build(model_config, example_shape, dtype) -> (G, D)`.
+
+Every G maps (z [B, z_dim], train) -> samples [B, *example_shape]; every D maps
+(samples, train) -> logits [B]. Both may carry a 'batch_stats' collection (BatchNorm).
+"""
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan_jax.errors import UserError
+from gan_jax.models import dcgan, mlp
+
+MODELS = ('dcgan', 'mlp')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def compute_dtype(name: str):
+  if name not in DTYPES:
+    raise UserError(f'unknown train.dtype {name!r}; choose one of {", ".join(DTYPES)}')
+  return DTYPES[name]
+
+
+def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float32') -> tuple[nn.Module, nn.Module]:
+  """The (generator, discriminator) pair for data whose examples have `example_shape`."""
+  dtype = compute_dtype(dtype_name)
+  name = model_config.name
+  if name == 'dcgan':
+    if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
+      raise UserError(f'model dcgan needs square images; the data has examples of shape {example_shape} '
+                      '(use --config.model.name=mlp for 2D data)')
+    if model_config.upsample not in ('subpixel', 'transpose'):
+      raise UserError(f'unknown model.upsample {model_config.upsample!r}; choose subpixel or transpose')
+    dcgan.num_scales(example_shape[0])
+    return (dcgan.Generator(tuple(example_shape), model_config.g_channels, model_config.upsample, dtype),
+            dcgan.Discriminator(model_config.d_channels, model_config.d_batchnorm, dtype))
+  if name == 'mlp':
+    if len(example_shape) != 1:
+      raise UserError(f'model mlp needs flat examples; the data has shape {example_shape} (use dcgan)')
+    return (mlp.Generator(example_shape[0], model_config.hidden, model_config.layers, dtype),
+            mlp.Discriminator(model_config.hidden, model_config.layers, dtype))
+  raise UserError(f'unknown model {name!r}; choose one of {", ".join(MODELS)} (--config.model.name=NAME)')

@@ -1,0 +1,49 @@
+"""Pictures of a run: sample grids of images and scatter plots of 2D samples, as PNG files."""
+import math
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
+  """Tiles images [N, H, W, C] in [-1, 1] into one uint8 picture [rows*(H+pad)+pad, ..., C or 3]."""
+  images = np.asarray(images, np.float32)
+  n, h, w, c = images.shape
+  columns = columns or int(math.ceil(math.sqrt(n)))
+  rows = int(math.ceil(n / columns))
+  pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
+  for i in range(n):
+    r, col = divmod(i, columns)
+    grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = pixels[i]
+  return grid
+
+
+def save_image_grid(images: np.ndarray, path: pathlib.Path, columns: int | None = None) -> None:
+  grid = image_grid(images, columns)
+  if grid.shape[-1] == 1:
+    grid = grid[..., 0]
+  Image.fromarray(grid).save(path)
+
+
+def save_scatter(fake: np.ndarray, path: pathlib.Path, real: np.ndarray | None = None,
+                 modes: np.ndarray | None = None, title: str = '') -> None:
+  """Scatter plot of generated 2D points [N, 2] over real points and mode centres."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+  if real is not None:
+    ax.scatter(real[:, 0], real[:, 1], s=2, c='tab:gray', alpha=0.4, label='real')
+  ax.scatter(fake[:, 0], fake[:, 1], s=2, c='tab:blue', alpha=0.6, label='generated')
+  if modes is not None:
+    ax.scatter(modes[:, 0], modes[:, 1], s=30, marker='x', c='tab:red', label='modes')
+  ax.set_aspect('equal')
+  ax.legend(loc='upper right', fontsize=7, markerscale=3)
+  if title:
+    ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)

@@ -1,0 +1,1 @@
+"""Training: state, pure train step, the loop that drives it."""

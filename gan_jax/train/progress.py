@@ -1,0 +1,34 @@
+"""The one-line progress report of a long run: step, steps/s, ETA and the latest losses."""
+import time
+
+
+def format_duration(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
+
+
+class Progress:
+  """Measures throughput between reports; `report()` returns steps/s and the progress line."""
+
+  def __init__(self, start_step: int, total_steps: int):
+    self.total = total_steps
+    self._last_step = start_step
+    self._last_time = time.perf_counter()
+
+  def restart_clock(self, step: int) -> None:
+    """Resets the reference point (e.g. after compiling, so compile time is not counted)."""
+    self._last_step = step
+    self._last_time = time.perf_counter()
+
+  def report(self, step: int, scalars: dict[str, float]) -> tuple[float, str]:
+    now = time.perf_counter()
+    elapsed = now - self._last_time
+    steps_per_sec = (step - self._last_step) / elapsed if elapsed > 0 else float('nan')
+    self._last_step, self._last_time = step, now
+    eta = (self.total - step) / steps_per_sec if steps_per_sec > 0 else float('nan')
+    shown = ' '.join(f'{k} {v:.4g}' for k, v in scalars.items())
+    line = (f'step {step}/{self.total} ({100.0 * step / self.total:.0f}%) | {steps_per_sec:.2f} steps/s | '
+            f'ETA {format_duration(eta) if eta == eta else "?"} | {shown}')
+    return steps_per_sec, line

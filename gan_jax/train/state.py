@@ -1,0 +1,71 @@
+"""The single state pytree of a GAN run, and the optimizers that update it.
+
+GANState holds only arrays (no functions), so it can be checkpointed by Orbax, replicated across
+devices, and stacked along a leading axis to vmap several runs at once.
+"""
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class Player:
+  """One network's trainable state.
+
+  Attributes:
+    params: the network's parameters (float32).
+    batch_stats: BatchNorm running statistics ({} when the network has none).
+    opt_state: the optax state of this player's optimizer.
+  """
+  params: PyTree
+  batch_stats: PyTree
+  opt_state: PyTree
+
+
+@flax.struct.dataclass
+class GANState:
+  """Everything that changes during training.
+
+  Attributes:
+    step: int32 scalar, completed train iterations (d_steps D updates + 1 G update each).
+    g: the generator.
+    d: the discriminator.
+    ema_params: exponential moving average of G's params ({} when train.ema_decay is 0).
+  """
+  step: jax.Array
+  g: Player
+  d: Player
+  ema_params: PyTree
+
+
+def make_optimizer(player_config) -> optax.GradientTransformation:
+  """Adam with its hyperparameters held in the optimizer state (`optax.inject_hyperparams`).
+
+  Keeping lr/b1/b2 in the state (rather than as Python constants) lets runs that differ only in
+  these values share one compiled program, vmapped over a leading run axis.
+  """
+  return optax.inject_hyperparams(optax.adam)(
+      learning_rate=player_config.lr, b1=player_config.b1, b2=player_config.b2)
+
+
+def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.Array, example: jax.Array) -> Player:
+  variables = model.init(rng, example, train=False)
+  params = variables['params']
+  return Player(params=params, batch_stats=variables.get('batch_stats', {}), opt_state=opt.init(params))
+
+
+def init(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
+         d_opt: optax.GradientTransformation, z_dim: int, example_shape: tuple[int, ...],
+         rng: jax.Array, ema: bool) -> GANState:
+  """Fresh state: both networks initialised from `rng`, step 0."""
+  g_rng, d_rng = jax.random.split(rng)
+  g = _init_player(g_model, g_opt, g_rng, jnp.zeros((1, z_dim), jnp.float32))
+  d = _init_player(d_model, d_opt, d_rng, jnp.zeros((1, *example_shape), jnp.float32))
+  ema_params = jax.tree.map(jnp.copy, g.params) if ema else {}
+  return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d, ema_params=ema_params)
