@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from gan_jax import config as config_lib
 from gan_jax import experiments as experiments_lib
 from gan_jax import logging as run_log
 from gan_jax.errors import UserError
@@ -26,21 +27,11 @@ _overrides: list[tuple[str, str]] = []
 
 def parse_flags(argv: list[str]) -> list[str]:
   """Takes `--config.KEY=VALUE` arguments out of argv (kept in _overrides), then parses absl flags."""
-  rest = [argv[0]]
-  args = iter(argv[1:])
-  for arg in args:
-    if arg.startswith('--config.'):
-      key, sep, value = arg[len('--config.'):].partition('=')
-      if not sep:
-        value = next(args, None)
-        if value is None:
-          raise SystemExit(f'error: --config.{key} needs a value (--config.{key}=VALUE)')
-      _overrides.append((key, value))
-    else:
-      rest.append(arg)
   try:
+    overrides, rest = config_lib.split_override_args(argv)
+    _overrides.extend(overrides)
     return FLAGS(rest)
-  except flags.Error as e:
+  except (UserError, flags.Error) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
 

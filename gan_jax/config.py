@@ -139,6 +139,27 @@ def apply_overrides(config: ConfigDict, overrides: Iterable[tuple[str, str]]) ->
   return config
 
 
+def split_override_args(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+  """Separates `--config.KEY=VALUE` (or `--config.KEY VALUE`) arguments from the rest of argv.
+
+  Returns:
+    ([(KEY, VALUE text), ...], the remaining argv in order, argv[0] included).
+  """
+  overrides, rest = [], [argv[0]]
+  args = iter(argv[1:])
+  for arg in args:
+    if arg.startswith('--config.'):
+      key, sep, value = arg[len('--config.'):].partition('=')
+      if not sep:
+        value = next(args, None)
+        if value is None:
+          raise UserError(f'--config.{key} needs a value (--config.{key}=VALUE)')
+      overrides.append((key, value))
+    else:
+      rest.append(arg)
+  return overrides, rest
+
+
 def to_dict(config: ConfigDict) -> dict:
   """A JSON-safe nested dict of the config (tuples become lists)."""
   return json.loads(config.to_json())

@@ -12,6 +12,7 @@ import json
 import netrc
 import os
 import pathlib
+import secrets
 from typing import Any
 
 from absl import logging
@@ -52,7 +53,7 @@ class RunLogger:
     id_file = self.workdir / 'wandb_id.txt'
     try:
       import wandb
-      run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+      run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(6)
       id_file.write_text(run_id)
       self._wandb_run = wandb.init(
           project=log_config.project, group=log_config.group or None, name=log_config.name or None,

@@ -131,17 +131,6 @@ def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '
   tmp.replace(workdir / 'status.json')
 
 
-def _next_event(step: int, total: int, intervals: list[int]) -> int:
-  candidates = [total] + [(step // k + 1) * k for k in intervals if k > 0]
-  return min(candidates)
-
-
-def _host_batches(source: data_lib.Source, seed: int, step: int, num_steps: int, d_steps: int, batch_size: int):
-  rng = np.random.default_rng([seed, step])
-  flat = source.draw_host(rng, num_steps * d_steps * batch_size)
-  return {k: v.reshape(num_steps, d_steps, batch_size, *v.shape[1:]) for k, v in flat.items()}
-
-
 def train_and_evaluate(config, workdir) -> dict[str, Any]:
   """Trains (or resumes) the run described by `config` in `workdir`.
 
@@ -170,8 +159,16 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
   write_status(workdir, 'running', start)
   on_device = config.data.on_device or not run.source.is_image
   data = jax.device_put(run.source.arrays) if on_device else None
-  train_fn = steps_lib.make_train_loop(run.train_step, run.source.draw, batch_size=config.data.batch_size,
-                                       d_steps=t.d_steps, on_device=on_device)
+  iterate = steps_lib.make_iteration(run.train_step, run.source.draw, batch_size=config.data.batch_size,
+                                     d_steps=t.d_steps, on_device=on_device)
+
+  def batch_for_step(step: int):
+    """Iteration `step`'s real batches; host draws are seeded by (seed, step) so resuming replays them."""
+    if on_device:
+      return data
+    flat = run.source.draw_host(np.random.default_rng([t.seed, step]), t.d_steps * config.data.batch_size)
+    return {k: v.reshape(t.d_steps, config.data.batch_size, *v.shape[1:]) for k, v in flat.items()}
+
   num_fixed = NUM_GRID_SAMPLES if run.source.is_image else NUM_SCATTER_SAMPLES
   fixed_z = jax.random.normal(sample_key, (num_fixed, config.model.z_dim), jnp.float32)
   generate = jax.jit(run.generate)
@@ -188,46 +185,47 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
       plots.save_scatter(samples, path, real=real, modes=run.source.mixture.centers, title=f'step {step}')
     logger.image(step, 'samples', path)
 
-  compiled = {}
-
-  def compiled_for(num_steps: int):
-    if num_steps not in compiled:
-      started = time.perf_counter()
-      batch = data if on_device else _host_batches(run.source, t.seed, 0, num_steps, t.d_steps,
-                                                   config.data.batch_size)
-      compiled[num_steps] = train_fn.lower(state, batch, train_key, num_steps).compile()
-      logging.info('compiled %d-step train program in %.1f s', num_steps, time.perf_counter() - started)
-    return compiled[num_steps]
-
   step = start
   last = {}
   progress = Progress(start, t.steps)
-  intervals = [t.log_every, t.sample_every, t.checkpoint_every]
   exit_code = 1
   try:
     if start == 0 and t.sample_every:
       save_samples(0)
+    batch = batch_for_step(step)
+    sums = steps_lib.zero_metrics(run.train_step, state, {'image': jnp.zeros(
+        (t.d_steps, config.data.batch_size, *run.source.shape))}, train_key)
+    started = time.perf_counter()
+    iterate = iterate.lower(state, sums, batch, train_key).compile()
+    logging.info('compiled the train iteration in %.1f s', time.perf_counter() - started)
+    progress.restart_clock(step)
+    since_log = 0
     while step < t.steps:
-      num_steps = _next_event(step, t.steps, intervals) - step
-      program = compiled_for(num_steps)
-      if step == start:
-        progress.restart_clock(step)
-      batch = data if on_device else _host_batches(run.source, t.seed, step, num_steps, t.d_steps,
-                                                   config.data.batch_size)
-      state, metrics = program(state, batch, train_key)
-      step += num_steps
-      last = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      if not all(math.isfinite(v) for v in last.values()):
-        bad = ', '.join(f'{k}={v}' for k, v in last.items() if not math.isfinite(v))
-        raise Diverged(f'non-finite values by step {step} ({bad}); the last good checkpoint is kept '
-                       f'(steps {checkpoints.steps()}); lower the learning rates or add a penalty')
-      if step % t.log_every == 0 or step == t.steps:
+      state, sums = iterate(state, sums, batch, train_key)
+      step += 1
+      since_log += 1
+      if step < t.steps:
+        batch = batch_for_step(step)
+      log_now = step % t.log_every == 0 or step == t.steps
+      sample_now = t.sample_every and (step % t.sample_every == 0 or step == t.steps)
+      checkpoint_now = (t.checkpoint_every and step % t.checkpoint_every == 0) or step == t.steps
+      if not (log_now or sample_now or checkpoint_now):
+        continue
+      means = {k: float(v) / since_log for k, v in jax.device_get(sums).items()}
+      if not all(math.isfinite(v) for v in means.values()):
+        bad = ', '.join(f'{k}={v}' for k, v in means.items() if not math.isfinite(v))
+        raise Diverged(f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
+                       f'checkpoint is kept (steps {checkpoints.steps()}); lower the learning rates or add a penalty')
+      if log_now:
+        last = means
         steps_per_sec, line = progress.report(step, {k: last[k] for k in ('d_loss', 'g_loss')})
         logger.write(step, {**last, 'steps_per_sec': steps_per_sec})
         logging.info('%s', line)
-      if t.sample_every and (step % t.sample_every == 0 or step == t.steps):
+        sums = jax.tree.map(jnp.zeros_like, sums)
+        since_log = 0
+      if sample_now:
         save_samples(step)
-      if (t.checkpoint_every and step % t.checkpoint_every == 0) or step == t.steps:
+      if checkpoint_now:
         checkpoints.save(step, state)
     checkpoints.close()
     write_status(workdir, 'finished', step)

@@ -1,0 +1,76 @@
+"""Times the jitted train loop of an experiment on this machine's devices and prints a table.
+
+  python bench/train_step.py                       # vanilla (DCGAN, MNIST, batch 64)
+  python bench/train_step.py --exp=wgan_gp --steps=20 --config.data.batch_size=128
+
+Figures: compile time of one `--steps`-iteration program, then ms per iteration (one D step
+block + one G step) and iterations/s, median of `--repeats` timed programs after a warm-up.
+Uses synthetic data of the experiment's shape when the dataset is missing (speed does not
+depend on pixel values).
+"""
+import pathlib
+import statistics
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # Run from a checkout.
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+
+from gan_jax import config as config_lib
+from gan_jax import data as data_lib
+from gan_jax import experiments
+from gan_jax.train import loop
+from gan_jax.train import steps as steps_lib
+
+flags.DEFINE_string('exp', 'vanilla', 'Experiment NAME[:ARG].')
+flags.DEFINE_integer('steps', 20, 'Iterations per timed program (one jit call).')
+flags.DEFINE_integer('repeats', 5, 'Timed programs; the median is reported.')
+FLAGS = flags.FLAGS
+
+
+def measure(config, steps: int, repeats: int) -> dict:
+  """Compile seconds and the median time per iteration of `repeats` blocks of `steps` iterations."""
+  run = loop.build_run(config)
+  state = run.init_state(jax.random.key(0))
+  data = jax.device_put(run.source.arrays)
+  iterate = steps_lib.make_iteration(run.train_step, run.source.draw, batch_size=config.data.batch_size,
+                                     d_steps=config.train.d_steps, on_device=True)
+  key = jax.random.key(1)
+  example = {'image': jnp.zeros((config.train.d_steps, config.data.batch_size, *run.source.shape))}
+  sums = steps_lib.zero_metrics(run.train_step, state, example, key)
+  started = time.perf_counter()
+  iterate = iterate.lower(state, sums, data, key).compile()
+  compile_s = time.perf_counter() - started
+  state, sums = iterate(state, sums, data, key)
+  jax.block_until_ready(sums)
+  times = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    for _ in range(steps):
+      state, sums = iterate(state, sums, data, key)
+    jax.block_until_ready(sums)
+    times.append(time.perf_counter() - started)
+  per_step = statistics.median(times) / steps
+  return {'compile_s': compile_s, 'ms_per_iter': 1e3 * per_step, 'iters_per_s': 1.0 / per_step}
+
+
+def main(argv):
+  del argv
+  config = experiments.load_config(FLAGS.exp)
+  config_lib.apply_overrides(config, OVERRIDES)
+  r = measure(config, FLAGS.steps, FLAGS.repeats)
+  device = jax.devices()[0]
+  print('| experiment | device | batch | d_steps | dtype | G upsample | compile (s) | ms / iteration | iterations / s |')
+  print('|---|---|---|---|---|---|---|---|---|')
+  print(f'| {FLAGS.exp} | {device.platform} x{jax.device_count()} | {config.data.batch_size} | '
+        f'{config.train.d_steps} | {config.train.dtype} | {config.model.upsample} | {r["compile_s"]:.1f} | {r["ms_per_iter"]:.1f} | '
+        f'{r["iters_per_s"]:.1f} |')
+
+
+if __name__ == '__main__':
+  OVERRIDES, rest = config_lib.split_override_args(sys.argv)
+  app.run(main, argv=rest)
