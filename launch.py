@@ -2,9 +2,16 @@
 
 `--exp=NAME[:ARG]` loads experiments/NAME.py and calls get_config(ARG); `--config.a.b=v`
 overrides any config field (type-checked; unknown keys are an error listing the valid ones).
+
+Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.py):
+  --sweep [--sweep_filter=loss=hinge,train.seed=0] [--sweep_index=0-3] [--dry_run]
+          [--runner=sequential|processes [--parallel=N]] [--workdir=SWEEP_DIR (reuse it to resume)]
+  --sweep --wandb_sweep     writes SWEEP_DIR/sweep.yaml for `wandb sweep` / `wandb agent`
+  --report=DIR              report.md, report.csv and plots from the run directories under DIR
 Mistakes a user can fix print one line `error: ...` and exit with status 2.
 """
 import datetime
+import os
 import pathlib
 import sys
 
@@ -15,12 +22,22 @@ from absl import logging
 from gan_jax import config as config_lib
 from gan_jax import experiments as experiments_lib
 from gan_jax import logging as run_log
+from gan_jax import sweep_runners
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('exp', None, 'Experiment NAME[:ARG]: experiments/NAME.py, get_config(ARG).')
 flags.DEFINE_string('workdir', None, 'Run directory; default runs/<exp>/<timestamp>. Reuse it to resume.')
 flags.DEFINE_enum('mode', 'train', ['train'], 'What to do with the run.')
+flags.DEFINE_bool('sweep', False, "Run the members of the experiment's get_sweep(); --workdir is the sweep directory.")
+flags.DEFINE_string('sweep_filter', None, 'Sweep members whose values match, e.g. loss=hinge,train.seed=0 '
+                    '(a key given twice matches either value).')
+flags.DEFINE_string('sweep_index', None, 'Sweep members by index as --dry_run lists them: 3, 0,2 or 4-7.')
+flags.DEFINE_bool('dry_run', False, 'Print the resolved config (or the sweep members) and exit.')
+flags.DEFINE_enum('runner', 'sequential', list(sweep_runners.RUNNERS), 'How sweep members run.')
+flags.DEFINE_integer('parallel', None, 'Concurrent members of --runner=processes (default one per local GPU).')
+flags.DEFINE_bool('wandb_sweep', False, 'With --sweep: write sweep.yaml for the W&B sweep controller; run nothing.')
+flags.DEFINE_string('report', None, 'Write report.md, report.csv and plots for the runs under this directory.')
 
 _overrides: list[tuple[str, str]] = []
 
@@ -40,13 +57,28 @@ def main(argv: list[str]) -> int:
   run_log.quiet_library_logs()
   if len(argv) > 1:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])}; flags take the form --name=value')
+  if FLAGS.report:
+    from gan_jax import report
+    print(report.write_report(FLAGS.report))
+    return 0
   if not FLAGS.exp:
     raise UserError(f'--exp is required; experiments: {", ".join(experiments_lib.names())}')
+  if FLAGS.sweep:
+    return sweep_runners.launch(FLAGS.exp, _overrides, FLAGS.workdir, FLAGS.sweep_filter, FLAGS.sweep_index,
+                                FLAGS.dry_run, FLAGS.runner, FLAGS.parallel, FLAGS.wandb_sweep)
+  for name in ('sweep_filter', 'sweep_index', 'runner', 'parallel', 'wandb_sweep'):
+    if FLAGS[name].present:
+      raise UserError(f'--{name} needs --sweep')
   config = experiments_lib.load_config(FLAGS.exp, _overrides)
+  if FLAGS.dry_run:
+    print('\n'.join(f'{k} = {v!r}' for k, v in sorted(config_lib.flatten(config_lib.to_dict(config)).items())))
+    return 0
   workdir = FLAGS.workdir
   if workdir is None:
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    workdir = pathlib.Path('runs') / FLAGS.exp.replace(':', '_').replace(',', '_') / stamp
+    if os.environ.get('WANDB_RUN_ID'):  # Under `wandb agent`: runs started in the same second differ.
+      stamp += '-' + os.environ['WANDB_RUN_ID']
+    workdir = pathlib.Path('runs') / sweep_runners.exp_slug(FLAGS.exp) / stamp
   from gan_jax.train import loop  # Imported late: JAX starts only after the flags are valid.
   result = loop.train_and_evaluate(config, pathlib.Path(workdir))
   logging.info('run finished at step %d in %s', result['step'], workdir)

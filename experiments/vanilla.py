@@ -36,7 +36,7 @@ def get_config(arg: str | None = None):
     c.model.z_dim = 256
     c.model.hidden = 128
     c.model.layers = 2
-    c.optim.g.lr = c.optim.d.lr = 1e-4
+    c.optim.g.lr = c.optim.d.lr = 1e-3
     c.train.steps = 5000
     c.train.log_every = 250
     c.train.sample_every = 1000

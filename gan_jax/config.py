@@ -8,7 +8,8 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player)
   train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
          dtype, ema_decay
-  eval   eval_every, metrics, num_samples
+  eval   eval_every, metrics, num_samples, batch_size, split, num_real, features, classifier,
+         inception_weights, models_dir, mixture_samples, stacked_samples
   log    wandb ('auto' | 'online' | 'offline' | 'disabled'), project, group, name
 """
 import ast
@@ -56,7 +57,20 @@ def base() -> ConfigDict:
       dtype='float32',    # compute dtype: 'float32' or 'bfloat16' (params stay float32).
       ema_decay=0.0,      # EMA of G's params for sampling; 0 disables.
   ))
-  c.eval = ConfigDict(dict(eval_every=0, metrics=(), num_samples=10_000))
+  c.eval = ConfigDict(dict(  # See gan_jax.metrics.evaluator.
+      eval_every=0,
+      metrics=(),             # names from gan_jax.metrics.evaluator.METRICS.
+      num_samples=10_000,     # generated samples for the image metrics.
+      batch_size=500,         # generator and feature-extractor batch.
+      split='test',           # real split the image metrics compare against.
+      num_real=10_000,        # real images in that comparison (all of the split if fewer).
+      features='auto',        # kid/precision_recall features: 'classifier', 'inception' or 'auto'.
+      classifier='',          # domain classifier's data set; '' = data.name.
+      inception_weights='',   # FID Inception weights (.npz or .pth); see BUILD.md.
+      models_dir='',          # classifiers and cached real statistics; '' = <repo>/models.
+      mixture_samples=2_500,  # 'modes' (PacGAN/VEEGAN protocol).
+      stacked_samples=26_000,  # 'stacked_modes'.
+  ))
   c.log = ConfigDict(dict(wandb='auto', project='gan_jax', group='', name=''))
   return c
 

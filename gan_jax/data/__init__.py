@@ -17,7 +17,7 @@ import numpy as np
 from gan_jax.data import mixtures
 from gan_jax.errors import UserError
 
-IMAGE_SETS = ('mnist', 'fashion_mnist', 'cifar10')
+IMAGE_SETS = ('mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +69,9 @@ def load_images(name: str, split: str, data_dir: str = '') -> tuple[np.ndarray, 
   if name == 'cifar10':
     from gan_jax.data import cifar10
     return cifar10.load(split, data_dir)
+  if name == 'stacked_mnist':  # Fixed sets built from MNIST: see gan_jax.data.stacked_mnist.
+    from gan_jax.data import stacked_mnist
+    return stacked_mnist.load(split, data_dir)
   if name.startswith('tfds:'):
     from gan_jax.data import tfds_source
     return tfds_source.load(name[len('tfds:'):], split, data_dir)

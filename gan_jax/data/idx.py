@@ -5,6 +5,7 @@ big-endian uint32 sizes, then the raw data in C order.
 """
 import gzip
 import pathlib
+import zlib
 
 import numpy as np
 
@@ -32,12 +33,14 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
   try:
     with opener(path, 'rb') as f:
       raw = f.read()
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:
     raise UserError(f'data file {path} is corrupt ({e}); download it again') from None
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
     raise UserError(f'data file {path} is not an unsigned-byte IDX file (bad magic number); download it again')
   ndim = raw[3]
   header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise UserError(f'data file {path} is truncated (its header is cut short); download it again')
   shape = tuple(int(s) for s in np.frombuffer(raw[4:header], dtype='>u4'))
   expected = int(np.prod(shape)) if shape else 0
   if len(raw) - header != expected:

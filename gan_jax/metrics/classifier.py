@@ -154,33 +154,36 @@ class Classifier:
     self.image_shape = IMAGE_SHAPES[dataset]
     self.params = params
     model = CNN(WIDTHS[dataset])
-    self._features = jax.jit(lambda p, x: model.apply(p, _to_float(x))[0])
-    self._logits = jax.jit(lambda p, x: model.apply(p, _to_float(x))[1])
+    self._apply = jax.jit(lambda p, x: model.apply(p, _to_float(x)))
 
-  def _batched(self, fn, width: int, images: np.ndarray | jax.Array, batch_size: int) -> np.ndarray:
-    """Applies the jitted `fn` (params, [batch_size, H, W, C]) -> [batch_size, width] to all images.
+  def features_and_logits(self, images: np.ndarray | jax.Array,
+                          batch_size: int = EVAL_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Images [B, H, W, C] -> (features float32 [B, 128], logits float32 [B, 10]).
 
-    `images` may be a numpy or a jax array (e.g. generator samples already on the accelerator).
+    `images` may be a numpy or a jax array (e.g. generator samples already on the accelerator);
+    they go through in chunks of `batch_size`, the last one padded to the compiled shape.
     """
     if images.ndim != 4 or images.shape[1:] != self.image_shape:
       raise UserError(f'the {self.dataset} classifier takes images [B, {", ".join(map(str, self.image_shape))}], '
                       f'got shape {images.shape}')
-    outputs = []
+    features, logits = [np.zeros((0, FEATURE_DIM), np.float32)], [np.zeros((0, NUM_CLASSES), np.float32)]
     for start in range(0, len(images), batch_size):
       chunk = images[start:start + batch_size]
       n = len(chunk)
-      if n < batch_size:  # Pad to the compiled shape.
+      if n < batch_size:
         chunk = jnp.pad(chunk, ((0, batch_size - n), (0, 0), (0, 0), (0, 0)))
-      outputs.append(np.asarray(fn(self.params, chunk))[:n])
-    return np.concatenate(outputs) if outputs else np.zeros((0, width), np.float32)
+      chunk_features, chunk_logits = self._apply(self.params, chunk)
+      features.append(np.asarray(chunk_features)[:n])
+      logits.append(np.asarray(chunk_logits)[:n])
+    return np.concatenate(features), np.concatenate(logits)
 
   def features(self, images: np.ndarray | jax.Array, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Penultimate activations: images [B, H, W, C] -> float32 [B, 128]."""
-    return self._batched(self._features, FEATURE_DIM, images, batch_size)
+    return self.features_and_logits(images, batch_size)[0]
 
   def logits(self, images: np.ndarray | jax.Array, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Class logits: images [B, H, W, C] -> float32 [B, 10]."""
-    return self._batched(self._logits, NUM_CLASSES, images, batch_size)
+    return self.features_and_logits(images, batch_size)[1]
 
 
 def model_paths(dataset: str, models_dir: str = 'models') -> tuple[str, str]:

@@ -151,7 +151,7 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
   checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', t.keep_checkpoints)
   restored = checkpoints.restore_latest(state)
   if restored is not None:
-    state = restored
+    state = state_lib.with_hyperparams(restored, config.optim)
     logging.info('resumed from checkpoint at step %d in %s', int(state.step), workdir)
   start = int(state.step)
 

@@ -54,6 +54,22 @@ def make_optimizer(player_config) -> optax.GradientTransformation:
       learning_rate=player_config.lr, b1=player_config.b1, b2=player_config.b2)
 
 
+def with_hyperparams(state: GANState, optim_config) -> GANState:
+  """`state` with each player's Adam hyperparameters set from `config.optim`.
+
+  The values live in the optimizer state (see make_optimizer), so a restored checkpoint carries
+  the values it was saved with; a resumed run must take the config's values instead.
+  """
+
+  def player_with(player: Player, player_config) -> Player:
+    hyperparams = dict(player.opt_state.hyperparams)
+    for name, value in (('learning_rate', player_config.lr), ('b1', player_config.b1), ('b2', player_config.b2)):
+      hyperparams[name] = jnp.asarray(value, hyperparams[name].dtype)
+    return player.replace(opt_state=player.opt_state._replace(hyperparams=hyperparams))
+
+  return state.replace(g=player_with(state.g, optim_config.g), d=player_with(state.d, optim_config.d))
+
+
 def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.Array, example: jax.Array) -> Player:
   variables = model.init(rng, example, train=False)
   params = variables['params']

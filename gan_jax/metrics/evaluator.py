@@ -1,0 +1,308 @@
+"""Evaluates a generator on the metrics a run's `config.eval.metrics` names.
+
+    evaluator = Evaluator(config, source)      # validates, loads networks and real statistics
+    results = evaluator(generate, rng)         # {'classifier_fd': 1.23, 'precision': 0.81, ...}
+
+`generate(z, labels)` maps latents float32 [n, config.model.z_dim] ~ N(0, I) and labels int32
+[n] (uniform over the source's classes, 0 when it has none; unconditional models ignore them)
+to samples float32 [n, *source.shape] in the data range: [-1, 1] for images, the mixture's
+coordinates for 2D points. It is called on batches of exactly `config.eval.batch_size`, so it
+compiles once; surplus samples of the last batch are dropped.
+
+Metrics (`METRICS` maps each name to the keys it adds to the results; all values are floats):
+  classifier_fd     Frechet distance of domain-classifier features (gan_jax.metrics.classifier),
+                    generated vs real, in squared feature units.
+  classifier_score  Inception Score computed with the domain classifier (1 to 10), and its std
+                    over 10 splits.
+  fid, is           the same with the FID Inception-v3 (gan_jax.metrics.inception; needs
+                    `eval.inception_weights`); IS over its 1008 logits.
+  kid               Kernel Inception Distance (mean, std over 100 subsets of 1000).
+  precision_recall  k-NN precision, recall, density and coverage (k = 3).
+  modes             2D mixtures, on `eval.mixture_samples` samples (PacGAN/VEEGAN: 2500):
+                    modes captured, high-quality fraction, reverse KL (nats).
+  stacked_modes     Stacked MNIST, on `eval.stacked_samples` samples (26000): the MNIST
+                    classifier reads each channel's digit; modes covered of 1000 and KL of the
+                    mode histogram to uniform (nats). Same keys as 'modes'.
+The image metrics share one set of `eval.num_samples` generated samples. kid and
+precision_recall use the features `eval.features` names: 'classifier', 'inception', or 'auto'
+(the classifier where the data set has one, else Inception).
+
+Real side: `eval.num_real` images (all if the split is smaller; else a fixed random subset) of
+the data set's `eval.split`. Their features and feature statistics are computed once and cached
+in `<models_dir>/stats/<data set>-<split>-<count>-<extractor>-<weights hash>.npz`, so they are
+recomputed when the classifier or Inception weights change, and never otherwise.
+"""
+import dataclasses
+import hashlib
+import os
+import pathlib
+import re
+from typing import Callable, Iterator
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import data as data_lib
+from gan_jax.data import files
+from gan_jax.data import mixtures
+from gan_jax.errors import UserError
+from gan_jax.metrics import classifier as classifier_lib
+from gan_jax.metrics import fid
+from gan_jax.metrics import inception
+from gan_jax.metrics import inception_score
+from gan_jax.metrics import kid
+from gan_jax.metrics import modes
+from gan_jax.metrics import prd
+
+METRICS = {
+    'classifier_fd': ('classifier_fd',),
+    'classifier_score': ('classifier_score', 'classifier_score_std'),
+    'fid': ('fid',),
+    'is': ('is', 'is_std'),
+    'kid': ('kid', 'kid_std'),
+    'precision_recall': ('precision', 'recall', 'density', 'coverage'),
+    'modes': ('modes', 'high_quality', 'reverse_kl'),
+    'stacked_modes': ('modes', 'reverse_kl'),
+}
+FEATURES = ('auto', 'classifier', 'inception')
+SCORE_SPLITS = 10
+PRD_NEIGHBOURS = 3
+REAL_SUBSET_SEED = 0
+
+Generate = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Extractor:
+  """A feature network. `fn`: images float32 [B, H, W, C] in [-1, 1] -> (features [B, D], logits [B, K])."""
+  name: str  # 'classifier' or 'inception'
+  fingerprint: str  # Hash of the weights; part of the cache key of real statistics.
+  fn: Callable[[jax.Array], tuple[np.ndarray, np.ndarray]]
+
+
+def _hash(data: bytes) -> str:
+  return hashlib.sha256(data).hexdigest()[:12]
+
+
+def sample_batches(generate: Generate, z_dim: int, num_classes: int, num_samples: int, batch_size: int,
+                   rng: jax.Array) -> Iterator[tuple[jax.Array, jax.Array]]:
+  """Yields (samples [b, ...], labels int32 [b]) batches, num_samples in all; deterministic in rng.
+
+  Batch i uses `fold_in(rng, i)`; every `generate` call gets exactly batch_size latents.
+  """
+  for i, start in enumerate(range(0, num_samples, batch_size)):
+    z_key, label_key = jax.random.split(jax.random.fold_in(rng, i))
+    z = jax.random.normal(z_key, (batch_size, z_dim), jnp.float32)
+    labels = jax.random.randint(label_key, (batch_size,), 0, max(num_classes, 1), jnp.int32)
+    n = min(batch_size, num_samples - start)
+    yield generate(z, labels)[:n], labels[:n]
+
+
+def draw_samples(generate: Generate, config, source: data_lib.Source, num_samples: int,
+                 rng: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+  """num_samples generated samples float32 [N, *source.shape] and their labels int32 [N].
+
+  Batches of `config.eval.batch_size`, latents of `config.model.z_dim`, as the Evaluator draws them.
+  """
+  if num_samples < 1 or config.eval.batch_size < 1:
+    raise UserError(f'need num_samples >= 1 and eval.batch_size >= 1 (got {num_samples}, {config.eval.batch_size})')
+  samples, labels = [], []
+  for batch, batch_labels in sample_batches(generate, config.model.z_dim, source.num_classes, num_samples,
+                                            config.eval.batch_size, rng):
+    samples.append(np.asarray(batch, np.float32))
+    labels.append(np.asarray(batch_labels, np.int32))
+  return np.concatenate(samples), np.concatenate(labels)
+
+
+def _validate(config, source: data_lib.Source) -> tuple[str, ...]:
+  """Checks `config.eval` against the source up front; returns the metric names."""
+  e = config.eval
+  names = tuple(e.metrics)
+  unknown = [m for m in names if m not in METRICS]
+  if unknown:
+    raise UserError(f'unknown eval metric(s) {", ".join(map(repr, unknown))}; valid: {", ".join(METRICS)} '
+                    '(--config.eval.metrics=NAME,NAME)')
+  if e.features not in FEATURES:
+    raise UserError(f'eval.features={e.features!r}; choose one of {", ".join(FEATURES)}')
+  for key in ('num_samples', 'batch_size', 'num_real', 'mixture_samples', 'stacked_samples'):
+    if e[key] < 1:
+      raise UserError(f'eval.{key} must be >= 1 (got {e[key]})')
+  for name in names:
+    if name == 'modes' and source.mixture is None:
+      raise UserError(f"eval metric 'modes' needs a 2D mixture data set ({', '.join(mixtures.MIXTURES)}); "
+                      f"data.name is {source.name!r}")
+    if name == 'stacked_modes' and source.name != 'stacked_mnist':
+      raise UserError(f"eval metric 'stacked_modes' needs data.name='stacked_mnist', not {source.name!r}")
+    if name not in ('modes', 'stacked_modes') and not source.is_image:
+      raise UserError(f'eval metric {name!r} needs an image data set; data.name is {source.name!r}')
+  if any(m not in ('modes', 'stacked_modes') for m in names) and e.num_samples < SCORE_SPLITS:
+    raise UserError(f'eval.num_samples must be >= {SCORE_SPLITS} for the image metrics (got {e.num_samples})')
+  return names
+
+
+def _models_dir(config) -> str:
+  return config.eval.models_dir or str(files.REPO_ROOT / 'models')
+
+
+def _load_classifier(name: str, config, image_shape: tuple[int, ...], metric: str) -> classifier_lib.Classifier:
+  """The domain classifier `name`, checked to take images of `image_shape` (H, W, C)."""
+  if name not in classifier_lib.IMAGE_SHAPES:
+    raise UserError(f'eval metric {metric!r} needs a domain classifier and there is none for {name!r} (there are '
+                    f'for {", ".join(classifier_lib.IMAGE_SHAPES)}); set --config.eval.classifier=NAME, or use '
+                    "Inception ('fid', 'is', --config.eval.features=inception)")
+  if classifier_lib.IMAGE_SHAPES[name] != tuple(image_shape):
+    raise UserError(f'eval metric {metric!r}: the {name} classifier takes images {classifier_lib.IMAGE_SHAPES[name]}, '
+                    f'not {tuple(image_shape)}; set --config.eval.classifier to a matching data set')
+  return classifier_lib.load(name, _models_dir(config))
+
+
+def _classifier_extractor(clf: classifier_lib.Classifier, batch_size: int) -> _Extractor:
+  fingerprint = _hash(flax.serialization.to_bytes(clf.params))
+  return _Extractor('classifier', f'{clf.dataset}-{fingerprint}', lambda x: clf.features_and_logits(x, batch_size))
+
+
+def _inception_extractor(config, metric: str) -> _Extractor:
+  path = config.eval.inception_weights
+  if not path:
+    raise UserError(f'eval metric {metric!r} needs the FID Inception weights: set '
+                    f'--config.eval.inception_weights=PATH to {inception.WEIGHTS_FILE} or its .npz conversion '
+                    '(BUILD.md says where to get it)')
+  variables = inception.load_weights(path)
+  fingerprint = _hash(pathlib.Path(path).expanduser().read_bytes())
+  features = inception.make_feature_fn(variables, batch_size=config.eval.batch_size)
+
+  def fn(images: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    pool, logits = features(images)
+    return np.asarray(pool), np.asarray(logits)
+
+  return _Extractor('inception', fingerprint, fn)
+
+
+def _real_features(extractor: _Extractor, config, source: data_lib.Source) -> tuple[np.ndarray, fid.FeatureStats]:
+  """Features float32 [N, D] and their statistics for the real reference images, via the cache."""
+  e = config.eval
+  images, _ = data_lib.load_images(source.name, e.split, config.data.dir)
+  if e.num_real < len(images):
+    chosen = np.random.default_rng(REAL_SUBSET_SEED).choice(len(images), e.num_real, replace=False)
+    images = images[np.sort(chosen)]
+  stem = re.sub(r'[^A-Za-z0-9_.]', '_', f'{source.name}-{e.split}-{len(images)}-{extractor.name}-{extractor.fingerprint}')
+  path = os.path.join(_models_dir(config), 'stats', stem + '.npz')
+  if os.path.exists(path):
+    with np.load(path) as cached:
+      features = cached['features']
+    return features, fid.FeatureStats.load(path)
+  features = np.concatenate([
+      extractor.fn(jnp.asarray(images[i:i + e.batch_size], jnp.float32) / 127.5 - 1.0)[0]
+      for i in range(0, len(images), e.batch_size)])
+  stats = fid.FeatureStats()
+  stats.update(features)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp_path = f'{path}.{os.getpid()}.tmp'
+  with open(tmp_path, 'wb') as f:
+    np.savez(f, features=features, count=np.int64(stats.count), mu=stats.mean, sigma=stats.cov)
+  os.replace(tmp_path, path)
+  return features, stats
+
+
+def _stacked_digits(clf: classifier_lib.Classifier, samples: jax.Array, batch_size: int) -> np.ndarray:
+  """Digit the MNIST classifier reads in each channel: samples [B, 28, 28, 3] -> int [B, 3]."""
+  b, h, w, c = samples.shape
+  channels = jnp.moveaxis(samples, 3, 1).reshape(b * c, h, w, 1)
+  return clf.logits(channels, c * batch_size).argmax(axis=1).reshape(b, c)
+
+
+class Evaluator:
+  """Computes `config.eval.metrics` for generators of `source`; see the module docstring.
+
+  Construction validates the config, loads the networks and computes (or reads cached) real
+  statistics, so that mistakes surface before training. Raises UserError for unknown metrics,
+  metrics that do not fit the data set, and missing classifier or Inception weights files.
+  """
+
+  def __init__(self, config, source: data_lib.Source):
+    self._metrics = _validate(config, source)
+    self._config = config
+    self._source = source
+    e = config.eval
+    wanted = set(self._metrics)
+    classifier_name = e.classifier or source.name
+    features = e.features
+    if features == 'auto':
+      features = 'classifier' if classifier_name in classifier_lib.IMAGE_SHAPES else 'inception'
+    self._features = features if wanted & {'kid', 'precision_recall'} else None
+    self._extractors = {}  # name -> _Extractor, for the image metrics.
+    if wanted & {'classifier_fd', 'classifier_score'} or self._features == 'classifier':
+      metric = next(m for m in ('classifier_fd', 'classifier_score', 'kid', 'precision_recall') if m in wanted)
+      clf = _load_classifier(classifier_name, config, source.shape, metric)
+      self._extractors['classifier'] = _classifier_extractor(clf, e.batch_size)
+    if wanted & {'fid', 'is'} or self._features == 'inception':
+      metric = next(m for m in ('fid', 'is', 'kid', 'precision_recall') if m in wanted)
+      self._extractors['inception'] = _inception_extractor(config, metric)
+    self._real = {}  # extractor name -> (features [N, D], FeatureStats), for the metrics that compare.
+    for name in self._extractors:
+      if (name == 'classifier' and 'classifier_fd' in wanted or name == 'inception' and 'fid' in wanted
+          or name == self._features):
+        self._real[name] = _real_features(self._extractors[name], config, source)
+    self._mnist = None  # Reads the digits of Stacked MNIST channels.
+    if 'stacked_modes' in wanted:
+      self._mnist = _load_classifier('mnist', config, source.shape[:2] + (1,), 'stacked_modes')
+
+  @property
+  def metrics(self) -> tuple[str, ...]:
+    """The metric names being computed, in config order."""
+    return self._metrics
+
+  def __call__(self, generate: Generate, rng: jax.Array) -> dict[str, float]:
+    """Draws samples from `generate` and returns {result key: value}; deterministic in rng."""
+    image_rng, modes_rng, stacked_rng = jax.random.split(rng, 3)
+    results = {}
+    if self._extractors:
+      results.update(self._image_metrics(generate, image_rng))
+    if 'modes' in self._metrics:
+      points = np.concatenate([np.asarray(batch) for batch, _ in self._batches(
+          generate, self._config.eval.mixture_samples, modes_rng)])
+      found = modes.mixture_modes(points, self._source.mixture)
+      results.update({key: float(found[key]) for key in METRICS['modes']})
+    if 'stacked_modes' in self._metrics:
+      digits = np.concatenate([_stacked_digits(self._mnist, batch, self._config.eval.batch_size)
+                               for batch, _ in self._batches(generate, self._config.eval.stacked_samples, stacked_rng)])
+      found = modes.stacked_mnist_modes(digits)
+      results.update({key: float(found[key]) for key in METRICS['stacked_modes']})
+    return results
+
+  def _batches(self, generate: Generate, num_samples: int, rng: jax.Array) -> Iterator[tuple[jax.Array, jax.Array]]:
+    return sample_batches(generate, self._config.model.z_dim, self._source.num_classes, num_samples,
+                          self._config.eval.batch_size, rng)
+
+  def _image_metrics(self, generate: Generate, rng: jax.Array) -> dict[str, float]:
+    """One pass over eval.num_samples samples through every extractor, then the metrics."""
+    wanted = set(self._metrics)
+    stats = {name: fid.FeatureStats() for name in self._extractors}
+    features = {name: [] for name in self._extractors}  # Kept for kid / precision_recall only.
+    logits = {name: [] for name in self._extractors}  # Kept for the scores only.
+    score_of = {'classifier': 'classifier_score', 'inception': 'is'}
+    for samples, _ in self._batches(generate, self._config.eval.num_samples, rng):
+      for name, extractor in self._extractors.items():
+        batch_features, batch_logits = extractor.fn(samples)
+        stats[name].update(batch_features)
+        if name == self._features:
+          features[name].append(batch_features)
+        if score_of[name] in wanted:
+          logits[name].append(batch_logits)
+    results = {}
+    for name, metric in (('classifier', 'classifier_fd'), ('inception', 'fid')):
+      if metric in wanted:
+        results[metric] = fid.frechet_distance_from_stats(stats[name], self._real[name][1])
+    for name, metric in score_of.items():
+      if metric in wanted:
+        results[metric], results[f'{metric}_std'] = inception_score.inception_score(
+            np.concatenate(logits[name]), SCORE_SPLITS)
+    if self._features:
+      real, fake = self._real[self._features][0], np.concatenate(features[self._features])
+      if 'kid' in wanted:
+        results['kid'], results['kid_std'] = kid.kernel_inception_distance(real, fake)
+      if 'precision_recall' in wanted:
+        results.update(prd.precision_recall_density_coverage(real, fake, PRD_NEIGHBOURS))
+    return results

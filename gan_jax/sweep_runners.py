@@ -1,0 +1,492 @@
+"""Running a sweep: `python launch.py --exp=NAME[:ARG] --sweep [--runner=...] [--workdir=SWEEP_DIR]`.
+
+The experiment's `get_sweep()` (see gan_jax/sweep.py for the spec) is expanded into members;
+`--sweep_filter` / `--sweep_index` pick some; `--dry_run` prints them; `--wandb_sweep` writes a
+sweep.yaml for the W&B sweep controller instead of running anything.
+
+Sweep directory (default runs/<exp>/sweep-<timestamp>; pass the same --workdir to resume):
+  sweep.json         name (the W&B group of every member), exp, base overrides, spec
+  sweep.jsonl        one line per member: index, name, overrides, workdir (relative to the sweep
+                     directory), status (pending|running|finished|failed|interrupted), step, error
+  <member name>/     the member's run directory (see gan_jax/train/loop.py)
+  logs/<member>.log  the output of members run by the 'processes' runner
+
+Resuming: members whose status.json says finished (at their configured step count) are skipped;
+the others rerun in their workdirs, so they resume from their last checkpoints. A member that
+crashes or diverges is recorded as failed with its error, and the sweep goes on; the sweep exits
+with status 1 when any member failed. Two sweep processes must not share a sweep directory.
+
+Runners (RUNNERS; each is `fn(jobs, table, options)`, runs every job and reports each one to
+`table.started` / `table.finished`):
+  sequential  one member after another in this process (the default).
+  processes   one `python launch.py` subprocess per local GPU (CUDA_VISIBLE_DEVICES masks the
+              others), or --parallel=N processes sharing the CPU or the GPUs.
+"""
+import collections
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from absl import logging
+
+from gan_jax import config as config_lib
+from gan_jax import experiments as experiments_lib
+from gan_jax import sweep as sweep_lib
+from gan_jax.errors import UserError
+
+LAUNCH = pathlib.Path(__file__).resolve().parents[1] / 'launch.py'
+
+
+@dataclasses.dataclass
+class Job:
+  """A member ready to run: its resolved config, its workdir and the equivalent launch.py flags."""
+  member: sweep_lib.Member
+  config: Any
+  workdir: pathlib.Path
+  launch_args: list[str]
+
+
+@dataclasses.dataclass
+class RunnerOptions:
+  parallel: int | None = None  # processes runner: concurrent members (default: one per local GPU).
+
+
+@dataclasses.dataclass
+class Sweep:
+  name: str
+  exp: str
+  directory: pathlib.Path
+  spec: Any
+  base_overrides: list[tuple[str, str]]
+  members: list[sweep_lib.Member]   # the whole expansion
+  jobs: list[Job]                   # the selected members
+
+
+def exp_slug(exp: str) -> str:
+  return exp.replace(':', '_').replace(',', '_')
+
+
+def load_spec(exp: str) -> Any:
+  """Calls the experiment's get_sweep(), passing the ARG of NAME:ARG when it takes one."""
+  name, _, arg = exp.partition(':')
+  module = experiments_lib.load_module(name)
+  get_sweep = getattr(module, 'get_sweep', None)
+  if get_sweep is None:
+    raise UserError(f"experiment {name!r} has no get_sweep(); add one to experiments/{name}.py returning e.g. "
+                    "{'product': {'train.seed': [0, 1, 2]}} (see gan_jax/sweep.py)")
+  import inspect
+  takes_arg = bool(inspect.signature(get_sweep).parameters)
+  return get_sweep(arg or None) if takes_arg else get_sweep()
+
+
+def prepare(exp: str, overrides: list[tuple[str, str]], directory: str | os.PathLike | None = None,
+            filter_text: str | None = None, index_text: str | None = None, spec: Any = None) -> Sweep:
+  """Expands the sweep of `exp` (or `spec` when given), selects members and resolves their configs.
+
+  Raises:
+    UserError for a bad spec, filter or index, an override of a swept key, or a sweep directory
+    that holds something else.
+  """
+  overrides = list(overrides)
+  config = experiments_lib.load_config(exp, overrides)
+  spec = load_spec(exp) if spec is None else spec
+  members = sweep_lib.make_members(spec, config)
+  swept = {k for m in members for k in m.values}
+  clash = sorted({k for k, _ in overrides} & swept)
+  if clash:
+    raise UserError(f'--config.{clash[0]} is swept by the sweep; pick its values with '
+                    f'--sweep_filter={clash[0]}=VALUE instead')
+  if any(k == 'log.name' for k, _ in overrides):
+    raise UserError('--config.log.name is set per member by a sweep (the member name); drop it')
+  selected = sweep_lib.select(members, config, filter_text, index_text)
+
+  slug = exp_slug(exp)
+  if directory is None:
+    directory = pathlib.Path('runs') / slug / f'sweep-{datetime.datetime.now():%Y%m%d-%H%M%S}'
+  directory = pathlib.Path(directory)
+  saved = _read_sweep_json(directory)
+  if saved and saved.get('exp') != exp:
+    raise UserError(f'{directory} holds a sweep of --exp={saved.get("exp")}, not {exp}; use a new --workdir')
+  if not saved and directory.exists() and any(directory.iterdir()) and not (directory / 'sweep.jsonl').exists():
+    raise UserError(f'{directory} is not empty and holds no sweep (no sweep.json); choose a new --workdir')
+  group = dict(overrides).get('log.group') or (saved or {}).get('name') or f'{slug}-{directory.name}'
+
+  jobs = []
+  for member in selected:
+    workdir = directory / member.name
+    args = [f'--exp={exp}', f'--workdir={workdir.resolve()}',
+            *[f'--config.{k}={t}' for k, t in overrides if k != 'log.group'],
+            *[f'--config.{k}={t}' for k, t in member.override_args()],
+            f'--config.log.group={group}', f'--config.log.name={member.name}']
+    jobs.append(Job(member, sweep_lib.member_config(config, member, group), workdir, args))
+  return Sweep(group, exp, directory, spec, overrides, members, jobs)
+
+
+def validate(sweep: Sweep) -> None:
+  """Checks every selected member's config as a run would, before anything starts."""
+  from gan_jax.train import loop  # JAX starts here, after the flags and the spec are known to be valid.
+  for job in sweep.jobs:
+    try:
+      loop.validate(job.config)
+    except UserError as e:
+      raise UserError(f'sweep member {job.member.index} ({job.member.name}): {e}') from None
+
+
+def _read_sweep_json(directory: pathlib.Path) -> dict | None:
+  path = directory / 'sweep.json'
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise UserError(f'{path} is not valid JSON ({e}); fix it or use a new --workdir') from None
+
+
+def write_sweep_json(sweep: Sweep) -> None:
+  sweep.directory.mkdir(parents=True, exist_ok=True)
+  record = {'name': sweep.name, 'exp': sweep.exp, 'overrides': [list(o) for o in sweep.base_overrides],
+            'spec': sweep.spec}
+  (sweep.directory / 'sweep.json').write_text(json.dumps(record, indent=2, default=_json_default) + '\n')
+
+
+def read_status(workdir: pathlib.Path) -> dict | None:
+  try:
+    return json.loads((workdir / 'status.json').read_text())
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+
+
+def is_finished(job: Job) -> bool:
+  status = read_status(job.workdir)
+  return bool(status) and status.get('status') == 'finished' and status.get('step', 0) >= job.config.train.steps
+
+
+# ----------------------------------------------------------------------------------------------
+# sweep.jsonl
+
+
+class Table:
+  """sweep.jsonl: one line per member of the whole expansion, rewritten (atomically) on every change.
+
+  Members this process does not run keep what their status.json (or the previous sweep.jsonl) says.
+  """
+
+  def __init__(self, sweep: Sweep):
+    self.path = sweep.directory / 'sweep.jsonl'
+    previous = {}
+    if self.path.exists():
+      for line in self.path.read_text().splitlines():
+        try:
+          row = json.loads(line)
+          previous[row['name']] = row
+        except (json.JSONDecodeError, KeyError, TypeError):
+          continue
+    self.rows = {}
+    for member in sweep.members:
+      row = {'index': member.index, 'name': member.name, 'overrides': dict(member.override_args()),
+             'workdir': member.name, 'status': 'pending', 'step': 0, 'error': ''}
+      old = previous.get(member.name)
+      if old:
+        row.update({k: old[k] for k in ('status', 'step', 'error', 'seconds') if k in old})
+      status = read_status(sweep.directory / member.name)
+      if status:
+        row.update(_status_fields(status))
+      self.rows[member.name] = row
+    self._started: dict[str, float] = {}
+
+  def started(self, job: Job) -> None:
+    self._set(job, status='running', error='')
+    self._started[job.member.name] = time.perf_counter()
+    logging.info('sweep: %s started in %s', job.member.name, job.workdir)
+
+  def finished(self, job: Job, status: str, error: str = '') -> None:
+    """Records how a job ended: 'finished', 'failed' (with its error) or 'interrupted'."""
+    disk = read_status(job.workdir) or {}
+    seconds = time.perf_counter() - self._started.get(job.member.name, time.perf_counter())
+    self._set(job, status=status, step=int(disk.get('step', 0)), error=error, seconds=round(seconds, 1))
+    if status == 'failed':
+      logging.warning('sweep: %s failed: %s', job.member.name, error)
+    else:
+      logging.info('sweep: %s %s at step %s', job.member.name, status, disk.get('step'))
+
+  def skipped(self, job: Job) -> None:
+    self._set(job, **_status_fields(read_status(job.workdir)))
+
+  def status(self, job: Job) -> str:
+    return self.rows[job.member.name]['status']
+
+  def _set(self, job: Job, **fields) -> None:
+    self.rows[job.member.name].update(fields)
+    self.write()
+
+  def write(self) -> None:
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = self.path.with_suffix('.jsonl.tmp')
+    lines = [json.dumps(row, default=_json_default) for row in sorted(self.rows.values(), key=lambda r: r['index'])]
+    tmp.write_text(''.join(line + '\n' for line in lines))
+    tmp.replace(self.path)
+
+
+def _json_default(value):
+  if isinstance(value, tuple):
+    return list(value)
+  return str(value)
+
+
+def _status_fields(status: dict) -> dict:
+  state = status.get('status', 'pending')
+  error = status.get('message', '')
+  if state == 'diverged':
+    state, error = 'failed', f'diverged: {error}'
+  return {'status': state, 'step': int(status.get('step', 0)), 'error': error}
+
+
+# ----------------------------------------------------------------------------------------------
+# Runners.
+
+
+def _failure(job: Job, e: BaseException) -> str:
+  """The error text of a member that raised `e`: what status.json says, else the exception."""
+  status = read_status(job.workdir) or {}
+  if status.get('status') == 'diverged':
+    return f'diverged: {status.get("message", "")}'
+  if isinstance(e, UserError):
+    return f'error: {e}'
+  return f'{type(e).__name__}: {e}'
+
+
+def run_sequential(jobs: list[Job], table: Table, options: RunnerOptions) -> None:
+  """Runs the members one after another in this process."""
+  del options
+  import jax
+  from gan_jax.train import loop
+  for job in jobs:
+    table.started(job)
+    try:
+      loop.train_and_evaluate(job.config, job.workdir)
+      table.finished(job, 'finished')
+    except KeyboardInterrupt:
+      table.finished(job, 'interrupted')
+      raise
+    except Exception as e:  # A crashing member is recorded and the sweep goes on.
+      logging.debug('%s', traceback.format_exc())
+      table.finished(job, 'failed', _failure(job, e))
+    finally:
+      jax.clear_caches()
+
+
+def local_gpus() -> list[str]:
+  """Ids of the local NVIDIA GPUs this process may use, found without starting JAX (which would
+  reserve GPU memory): $CUDA_VISIBLE_DEVICES when set, else `nvidia-smi`."""
+  visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+  if visible is not None:
+    return [d.strip() for d in visible.split(',') if d.strip() and d.strip() != '-1']
+  try:
+    out = subprocess.run(['nvidia-smi', '--query-gpu=index', '--format=csv,noheader'],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+  except (OSError, subprocess.SubprocessError):
+    return []
+  return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def device_slots(parallel: int | None) -> list[dict[str, str]]:
+  """The environment changes of each concurrent slot of the processes runner.
+
+  With GPUs: one slot per GPU, its process seeing only that GPU; --parallel=N > GPUs shares them
+  round-robin with memory preallocation off. On CPU: --parallel slots (default half the cores),
+  each process's XLA using all cores.
+  """
+  if parallel is not None and parallel < 1:
+    raise UserError(f'--parallel must be >= 1 (got {parallel})')
+  gpus = local_gpus()
+  if gpus:
+    n = parallel or len(gpus)
+    shared = {'XLA_PYTHON_CLIENT_PREALLOCATE': 'false'} if n > len(gpus) else {}
+    return [{'CUDA_VISIBLE_DEVICES': gpus[i % len(gpus)], **shared} for i in range(n)]
+  n = parallel or max(1, (os.cpu_count() or 2) // 2)
+  return [{} for _ in range(n)]
+
+
+def _die_with_parent() -> None:
+  """In the child: get SIGTERM when the sweep process dies, even by SIGKILL (Linux)."""
+  try:
+    import ctypes
+    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+
+def _log_error(log_path: pathlib.Path, returncode: int) -> str:
+  try:
+    lines = [l for l in log_path.read_text(errors='replace').splitlines() if l.strip()]
+  except OSError:
+    lines = []
+  errors = [l for l in lines if l.startswith('error: ')]
+  if errors:
+    return errors[-1]
+  tail = lines[-1] if lines else ''
+  return f'exit status {returncode}' + (f': {tail}' if tail else '') + f' (see {log_path})'
+
+
+def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None:
+  """Runs each member as `python launch.py ...` in a subprocess, as many at once as there are slots."""
+  slots = device_slots(options.parallel)
+  logging.info('sweep: %d concurrent process(es): %s', len(slots),
+               ', '.join(f'CUDA_VISIBLE_DEVICES={s["CUDA_VISIBLE_DEVICES"]}' if s else 'cpu' for s in slots))
+  queue = collections.deque(jobs)
+  running: dict[int, tuple[subprocess.Popen, Job, pathlib.Path]] = {}
+  try:
+    while queue or running:
+      for slot, env_changes in enumerate(slots):
+        if slot in running or not queue:
+          continue
+        job = queue.popleft()
+        log_path = job.workdir.parent / 'logs' / f'{job.member.name}.log'
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        table.started(job)
+        with open(log_path, 'a') as log:
+          log.write(f'\n$ {sys.executable} {LAUNCH} {" ".join(job.launch_args)}\n')
+          log.flush()
+          process = subprocess.Popen([sys.executable, str(LAUNCH), *job.launch_args], stdout=log,
+                                     stderr=subprocess.STDOUT, env={**os.environ, **env_changes},
+                                     preexec_fn=_die_with_parent if sys.platform == 'linux' else None)
+        running[slot] = (process, job, log_path)
+      time.sleep(0.1)
+      for slot, (process, job, log_path) in list(running.items()):
+        returncode = process.poll()
+        if returncode is None:
+          continue
+        del running[slot]
+        status = read_status(job.workdir) or {}
+        if returncode == 0 and status.get('status') == 'finished':
+          table.finished(job, 'finished')
+        elif status.get('status') in ('diverged', 'failed'):
+          table.finished(job, 'failed', _status_fields(status)['error'])
+        else:
+          table.finished(job, 'failed', _log_error(log_path, returncode))
+  except BaseException:
+    for process, job, _ in running.values():
+      process.terminate()
+    for process, job, _ in running.values():
+      try:
+        process.wait(timeout=30)
+      except subprocess.TimeoutExpired:
+        process.kill()
+      table.finished(job, 'interrupted')
+    raise
+
+
+# Name -> runner. A runner gets the jobs still to run (finished members are already skipped),
+# the sweep's Table and the RunnerOptions; it must call table.started(job) and
+# table.finished(job, status, error) for each job and let KeyboardInterrupt through. A
+# 'vectorized' runner (members differing only in values that keep shapes, run as one vmapped
+# program) registers here; launch.py's --runner choices are this dict's keys.
+RUNNERS: dict[str, Callable[[list[Job], Table, RunnerOptions], None]] = {
+    'sequential': run_sequential,
+    'processes': run_processes,
+}
+
+
+def run(sweep: Sweep, runner: str = 'sequential', options: RunnerOptions | None = None) -> Table:
+  """Runs the sweep's unfinished selected members with `runner`; returns the final table."""
+  if runner not in RUNNERS:
+    raise UserError(f'unknown --runner={runner}; choose one of {", ".join(RUNNERS)}')
+  options = options or RunnerOptions()
+  if runner == 'processes':
+    device_slots(options.parallel)  # Checks --parallel before anything is written.
+  write_sweep_json(sweep)
+  table = Table(sweep)
+  todo = []
+  for job in sweep.jobs:
+    if is_finished(job):
+      table.skipped(job)
+    else:
+      todo.append(job)
+      table.rows[job.member.name].update(status='pending', error='')
+  table.write()
+  if len(todo) < len(sweep.jobs):
+    logging.info('sweep: skipping %d finished member(s)', len(sweep.jobs) - len(todo))
+  RUNNERS[runner](todo, table, options)
+  return table
+
+
+# ----------------------------------------------------------------------------------------------
+# launch.py --sweep
+
+
+def describe(sweep: Sweep, runner: str) -> str:
+  """The --dry_run text: base config, then each selected member with its overrides and state."""
+  lines = [f'sweep {sweep.name}: --exp={sweep.exp}, {len(sweep.jobs)} of {len(sweep.members)} member(s), '
+           f'runner {runner}, directory {sweep.directory}']
+  if sweep.jobs:
+    base = config_lib.flatten(config_lib.to_dict(sweep.jobs[0].config))
+    swept = {k for m in sweep.members for k in m.values} | set(sweep_lib.RESERVED_KEYS)
+    lines.append('config shared by the members:')
+    lines += [f'  {k} = {v!r}' for k, v in sorted(base.items()) if k not in swept]
+  lines.append('members (index, name, state, overrides):')
+  for job in sweep.jobs:
+    status = read_status(job.workdir)
+    state = 'finished, will be skipped' if is_finished(job) else (
+        f'{status["status"]} at step {status.get("step")}, will resume' if status else 'new')
+    overrides = ' '.join(f'--config.{k}={t}' for k, t in job.member.override_args())
+    lines.append(f'  [{job.member.index}] {job.member.name} ({state}): {overrides}')
+  return '\n'.join(lines)
+
+
+def export_wandb(sweep: Sweep) -> str:
+  """Writes <sweep dir>/sweep.yaml for `wandb sweep`; returns the instructions to print."""
+  import yaml
+  fixed = [f'--exp={sweep.exp}', *[f'--config.{k}={t}' for k, t in sweep.base_overrides if k != 'log.group'],
+           f'--config.log.group={sweep.name}']
+  selected = [job.member for job in sweep.jobs]
+  config, count = sweep_lib.wandb_sweep_config(sweep.spec, sweep.members, selected, fixed, sweep.name,
+                                               sweep.jobs[0].config.log.project)
+  if 'sweep_index' in config['parameters']:
+    config['command'].insert(-2, f'--workdir={sweep.directory}')
+  write_sweep_json(sweep)
+  path = sweep.directory / 'sweep.yaml'
+  path.write_text(yaml.safe_dump(config, sort_keys=False))
+  count_flag = f'--count {count} ' if count else ''
+  return (f'wrote {path} (method {config["method"]}, {len(selected)} run(s)). From the repository root '
+          f'({LAUNCH.parent}) on any machine:\n'
+          f'  wandb sweep {path}    # creates the sweep; prints its ID\n'
+          f'  wandb agent {count_flag}ENTITY/{config["project"]}/SWEEP_ID    # on each machine or GPU, '
+          'as often as you like')
+
+
+def launch(exp: str, overrides: list[tuple[str, str]], directory: str | None, filter_text: str | None,
+           index_text: str | None, dry_run: bool, runner: str, parallel: int | None, wandb_sweep: bool) -> int:
+  """`launch.py --sweep`: returns the exit status (0 when every selected member finished)."""
+  if runner not in RUNNERS:
+    raise UserError(f'unknown --runner={runner}; choose one of {", ".join(RUNNERS)}')
+  if parallel is not None and runner != 'processes':
+    raise UserError('--parallel applies to --runner=processes only')
+  sweep = prepare(exp, overrides, directory, filter_text, index_text)
+  validate(sweep)
+  if dry_run:
+    print(describe(sweep, runner))
+    return 0
+  if wandb_sweep:
+    print(export_wandb(sweep))
+    return 0
+  try:
+    table = run(sweep, runner, RunnerOptions(parallel=parallel))
+  except KeyboardInterrupt:
+    print(f'sweep interrupted; rerun the same command (with --workdir={sweep.directory}) to resume',
+          file=sys.stderr)
+    return 130
+  rows = [table.rows[job.member.name] for job in sweep.jobs]
+  failed = [r for r in rows if r['status'] != 'finished']
+  print(f'sweep {sweep.name}: {len(rows) - len(failed)} of {len(rows)} member(s) finished; '
+        f'table in {table.path}')
+  for row in failed:
+    print(f'  {row["name"]}: {row["status"]} at step {row["step"]}: {row["error"]}')
+  return 1 if failed else 0

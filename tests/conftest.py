@@ -1,0 +1,20 @@
+"""Shared test set-up: the real dataset files and small helpers for end-to-end runs."""
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
+
+# The tests read the official MNIST / Fashion-MNIST files; CI sets GAN_JAX_DATA=../shared/data.
+os.environ.setdefault('GAN_JAX_DATA', str(SHARED_DATA))
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+
+
+@pytest.fixture
+def data_dir() -> pathlib.Path:
+  path = pathlib.Path(os.environ['GAN_JAX_DATA'])
+  if not (path / 'mnist').is_dir():
+    pytest.skip(f'MNIST files not found under {path} (set GAN_JAX_DATA)')
+  return path

@@ -1,0 +1,62 @@
+"""Model shapes and the DCGAN rules."""
+import jax
+import jax.numpy as jnp
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax import models
+from gan_jax.errors import UserError
+
+
+def _build(shape, **overrides):
+  model_config = config_lib.base().model
+  model_config.update(overrides)
+  return models.build(model_config, shape)
+
+
+@pytest.mark.parametrize('shape', [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+def test_dcgan_shapes_and_range(shape):
+  g, d = _build(shape, g_channels=8, d_channels=8)
+  z = jax.random.normal(jax.random.key(0), (3, 100))
+  g_vars = g.init(jax.random.key(1), z, train=False)
+  images, _ = g.apply(g_vars, z, train=True, mutable=['batch_stats'])
+  assert images.shape == (3, *shape) and images.dtype == jnp.float32
+  assert float(jnp.max(jnp.abs(images))) <= 1.0
+  d_vars = d.init(jax.random.key(2), images, train=False)
+  logits, _ = d.apply(d_vars, images, train=True, mutable=['batch_stats'])
+  assert logits.shape == (3,)
+  # DCGAN: no BatchNorm on D's first layer, BatchNorm on the others.
+  assert 'BatchNorm_0' in d_vars['batch_stats'] and 'Conv_0' in d_vars['params']
+  assert len(d_vars['batch_stats']) == len([k for k in d_vars['params'] if k.startswith('Conv')]) - 1
+
+
+def test_dcgan_without_d_batchnorm_has_no_stats():
+  _, d = _build((32, 32, 3), d_batchnorm=False, d_channels=8)
+  variables = d.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+  assert 'batch_stats' not in variables
+
+
+def test_mlp_shapes():
+  g, d = _build((2,), name='mlp', hidden=16, layers=2)
+  z = jnp.ones((5, 100))
+  points = g.apply(g.init(jax.random.key(0), z), z)
+  assert points.shape == (5, 2)
+  assert d.apply(d.init(jax.random.key(1), points), points).shape == (5,)
+
+
+@pytest.mark.parametrize('shape, overrides, message', [
+    ((30, 30, 1), {}, 'halves down'),
+    ((28, 20, 1), {}, 'square'),
+    ((2,), {}, 'model dcgan needs square images'),
+    ((28, 28, 1), {'name': 'mlp'}, 'model mlp needs flat'),
+    ((28, 28, 1), {'name': 'resnet'}, 'unknown model'),
+    ((28, 28, 1), {'upsample': 'nearest'}, 'unknown model.upsample'),
+])
+def test_bad_model_configs(shape, overrides, message):
+  with pytest.raises(UserError, match=message):
+    _build(shape, **overrides)
+
+
+def test_unknown_dtype():
+  with pytest.raises(UserError, match='unknown train.dtype'):
+    models.build(config_lib.base().model, (28, 28, 1), 'float16')
