@@ -19,6 +19,7 @@ from gan_jax.data import mixtures
 from gan_jax.errors import UserError
 from gan_jax.metrics import classifier
 from gan_jax.metrics import evaluator
+from gan_jax.metrics import fid
 from gan_jax.metrics import inception
 
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'models'
@@ -153,20 +154,34 @@ def test_draw_samples_passes_labels_and_is_deterministic():
 
 
 # Classifier metrics on MNIST.
+NUM_SAMPLES = 2000
+NUM_REAL = 5000
+
+
 @pytest.fixture(scope='module')
 def mnist_results(models_dir, mnist):
-  """Evaluator results for real train images and for noise, and the directly computed floor."""
+  """Evaluator results for real train images and for noise, and the real-vs-real floor.
+
+  At 2,000 samples the classifier FD of real images varies by about +-25% between draws, so
+  the floor is the median over 5 disjoint sets of 2,000 train images, computed without the
+  Evaluator against the same test images.
+  """
   config = _config(models_dir, metrics=('classifier_fd', 'classifier_score', 'kid', 'precision_recall'),
-                   num_samples=3000)
+                   num_samples=NUM_SAMPLES, num_real=NUM_REAL)
   ev = evaluator.Evaluator(config, mnist)
   real = ev(_lookup_generator(mnist.arrays['image']), jax.random.key(0))
   noise = ev(_noise_generator, jax.random.key(0))
-  # The floor: 3000 other train images against the same 10,000 test images, without the Evaluator.
   clf = classifier.load('mnist', str(models_dir))
-  others = np.random.default_rng(7).choice(len(mnist.arrays['image']), 3000, replace=False)
   test_images, _ = data_lib.load_images('mnist', 'test')
-  floor = classifier.classifier_frechet_distance(clf, mnist.arrays['image'][others], test_images)
-  return real, noise, floor
+  reference = classifier.feature_stats(clf, test_images[np.sort(np.random.default_rng(
+      evaluator.REAL_SUBSET_SEED).choice(len(test_images), NUM_REAL, replace=False))])
+  train_features = clf.features(mnist.arrays['image'][np.random.default_rng(7).permutation(60_000)[:5 * NUM_SAMPLES]])
+  floors = []
+  for part in np.split(train_features, 5):
+    stats = fid.FeatureStats()
+    stats.update(part)
+    floors.append(fid.frechet_distance_from_stats(stats, reference))
+  return real, noise, float(np.median(floors))
 
 
 def test_real_data_scores_near_the_floor_and_far_from_noise(mnist_results):
@@ -174,29 +189,30 @@ def test_real_data_scores_near_the_floor_and_far_from_noise(mnist_results):
   assert set(real) == {key for m in ('classifier_fd', 'classifier_score', 'kid', 'precision_recall')
                        for key in evaluator.METRICS[m]}
   assert all(isinstance(value, float) for value in real.values())
-  assert 0.7 * floor < real['classifier_fd'] < 1.4 * floor, (real['classifier_fd'], floor)
+  assert 0.6 * floor < real['classifier_fd'] < 1.6 * floor, (real['classifier_fd'], floor)
   assert noise['classifier_fd'] > 100 * floor, (noise['classifier_fd'], floor)
   assert 9.5 < real['classifier_score'] < 10 and noise['classifier_score'] < 3
   assert abs(real['kid']) < 1.5 and noise['kid'] > 100, (real['kid'], noise['kid'])
   for key in ('precision', 'recall', 'coverage'):
-    assert 0.75 < real[key] < 0.95 and noise[key] < 0.3, (key, real[key], noise[key])
-  assert 0.8 < real['density'] < 1.2 and noise['density'] < 0.2
+    assert 0.75 < real[key] < 0.95 and noise[key] < 0.1, (key, real[key], noise[key])
+  assert 0.8 < real['density'] < 1.2 and noise['density'] < 0.1
 
 
 def test_real_statistics_are_cached(models_dir, mnist, mnist_results, monkeypatch):
   del mnist_results  # Made the cache.
   cached = sorted(p.name for p in (models_dir / 'stats').iterdir())
-  assert len(cached) == 1 and cached[0].startswith('mnist-test-10000-classifier-mnist-'), cached
+  assert len(cached) == 1 and cached[0].startswith(f'mnist-test-{NUM_REAL}-classifier-mnist-'), cached
 
   def fail(*args, **kwargs):
     raise AssertionError('the real features were recomputed')
 
   monkeypatch.setattr(classifier.Classifier, 'features_and_logits', fail)
-  evaluator.Evaluator(_config(models_dir, metrics=('classifier_fd',)), mnist)
+  evaluator.Evaluator(_config(models_dir, metrics=('classifier_fd',), num_real=NUM_REAL), mnist)
 
 
 def test_deterministic_in_rng(models_dir, mnist):
-  ev = evaluator.Evaluator(_config(models_dir, metrics=('classifier_fd',), num_samples=500), mnist)
+  ev = evaluator.Evaluator(_config(models_dir, metrics=('classifier_fd',), num_samples=500, num_real=NUM_REAL),
+                           mnist)
   generate = _lookup_generator(mnist.arrays['image'])
   first, second, other = (ev(generate, jax.random.key(seed))['classifier_fd'] for seed in (3, 3, 4))
   assert first == second != other

@@ -17,7 +17,8 @@ Metrics (`METRICS` maps each name to the keys it adds to the results; all values
   fid, is           the same with the FID Inception-v3 (gan_jax.metrics.inception; needs
                     `eval.inception_weights`); IS over its 1008 logits.
   kid               Kernel Inception Distance (mean, std over 100 subsets of 1000).
-  precision_recall  k-NN precision, recall, density and coverage (k = 3).
+  precision_recall  k-NN precision, recall, density and coverage (k = 3), on equally many real
+                    and generated samples (a fixed random subset of the larger set).
   modes             2D mixtures, on `eval.mixture_samples` samples (PacGAN/VEEGAN: 2500):
                     modes captured, high-quality fraction, reverse KL (nats).
   stacked_modes     Stacked MNIST, on `eval.stacked_samples` samples (26000): the MNIST
@@ -187,7 +188,7 @@ def _real_features(extractor: _Extractor, config, source: data_lib.Source) -> tu
   if e.num_real < len(images):
     chosen = np.random.default_rng(REAL_SUBSET_SEED).choice(len(images), e.num_real, replace=False)
     images = images[np.sort(chosen)]
-  stem = re.sub(r'[^A-Za-z0-9_.]', '_', f'{source.name}-{e.split}-{len(images)}-{extractor.name}-{extractor.fingerprint}')
+  stem = re.sub(r'[^A-Za-z0-9_.-]', '_', f'{source.name}-{e.split}-{len(images)}-{extractor.name}-{extractor.fingerprint}')
   path = os.path.join(_models_dir(config), 'stats', stem + '.npz')
   if os.path.exists(path):
     with np.load(path) as cached:
@@ -303,6 +304,8 @@ class Evaluator:
       real, fake = self._real[self._features][0], np.concatenate(features[self._features])
       if 'kid' in wanted:
         results['kid'], results['kid_std'] = kid.kernel_inception_distance(real, fake)
-      if 'precision_recall' in wanted:
-        results.update(prd.precision_recall_density_coverage(real, fake, PRD_NEIGHBOURS))
+      if 'precision_recall' in wanted:  # On equally many real and fake samples, as the metrics assume.
+        n = min(len(real), len(fake))
+        real_subset = real[np.sort(np.random.default_rng(REAL_SUBSET_SEED).permutation(len(real))[:n])]
+        results.update(prd.precision_recall_density_coverage(real_subset, fake[:n], PRD_NEIGHBOURS))
     return results
