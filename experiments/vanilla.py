@@ -33,6 +33,7 @@ def get_config(arg: str | None = None):
     c.data.name = 'ring' if 'ring' in options else 'grid'
     c.data.batch_size = 512
     c.model.name = 'mlp'
+    c.model.d_norm = 'none'
     c.model.z_dim = 256
     c.model.hidden = 128
     c.model.layers = 2

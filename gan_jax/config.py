@@ -3,8 +3,12 @@
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
   data   name, dir, split, batch_size, on_device
-  model  name, z_dim, g_channels, d_channels, d_batchnorm, hidden, layers, upsample
+  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, upsample
   loss   one of gan_jax.losses.LOSSES
+  g_loss '' (the loss's own G loss) or 'feature_matching'
+  penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
+         d_weight_decay, instance_noise (+ instance_noise_steps), drift
+  unroll steps, stop_gradient (unrolled G update, Metz et al. 2017)
   optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player)
   train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
          dtype, ema_decay
@@ -36,12 +40,27 @@ def base() -> ConfigDict:
       z_dim=100,
       g_channels=64,      # DCGAN: channels of G's last hidden layer (doubles towards the input).
       d_channels=64,      # DCGAN: channels of D's first layer (doubles with depth).
-      d_batchnorm=True,   # BatchNorm in D's hidden layers (never the first one).
+      d_norm='batch',     # D's hidden-layer normalization: 'batch', 'layer', 'spectral' or 'none'.
+      d_minibatch='',     # before D's last layer: '', 'stddev' (ProGAN) or 'discrimination' (Salimans).
       hidden=128,         # MLP: hidden width.
       layers=3,           # MLP: hidden layers.
       upsample='subpixel',  # G's stride-2 4x4 transposed convs: 'subpixel' (fast, same math) or 'transpose'.
   ))
   c.loss = 'non_saturating'
+  c.g_loss = ''
+  c.penalty = ConfigDict(dict(
+      gp=0.0,               # WGAN-GP lambda on random interpolates (Gulrajani et al. 2017).
+      gp_one_sided=False,   # penalise only gradient norms above 1.
+      r1=0.0,               # gamma of gamma/2 * E_real |grad D|^2 (Mescheder et al. 2018).
+      r2=0.0,               # gamma of gamma/2 * E_fake |grad D|^2.
+      dragan=0.0,           # lambda of the DRAGAN penalty around real data (Kodali et al. 2017).
+      clip=0.0,             # original WGAN: clip every D weight to [-clip, clip] after each update.
+      d_weight_decay=0.0,   # coefficient of the sum of squared D kernels added to the D loss.
+      instance_noise=0.0,   # initial std of Gaussian noise added to D's real and fake inputs.
+      instance_noise_steps=0,  # steps over which that std decays linearly to 0 (0: constant).
+      drift=0.0,            # epsilon of ProGAN's drift term eps * E[D(x)^2].
+  ))
+  c.unroll = ConfigDict(dict(steps=0, stop_gradient=False))
   c.optim = ConfigDict(dict(
       g=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),
       d=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),

@@ -36,7 +36,7 @@ IGNORED_PREFIXES = ('log.',)
 SEED_KEY = 'train.seed'
 TRAIN_METRICS = ('d_loss', 'g_loss')
 _LOWER_IS_BETTER = ('fd', 'fid', 'kid', 'kl', 'loss', 'dist', 'error')  # Substrings of metric names.
-_SKIP_DIRS = {'checkpoints', 'samples', 'wandb', 'logs', 'report_plots'}
+_SKIP_DIRS = {'checkpoints', 'samples', 'wandb', 'logs', 'report_plots', 'jax_cache'}
 
 
 def lower_is_better(metric: str) -> bool:

@@ -321,12 +321,10 @@ def select(members: list[Member], config, filter_text: str | None = None,
     wanted = set(parse_index(index_text, len(members)))
     chosen = [m for m in chosen if m.index in wanted]
   if filter_text:
-    pairs = parse_filter(filter_text)
-    labels = short_labels(k for m in members for k in m.values)
-    by_label = {label: key for key, label in labels.items()}
+    swept = list(dict.fromkeys(k for m in members for k in m.values))
     wanted: dict[str, list[str]] = {}
-    for key, value in pairs:
-      wanted.setdefault(by_label.get(key, key), []).append(value)
+    for key, value in parse_filter(filter_text):
+      wanted.setdefault(_resolve_key(key, swept), []).append(value)
     for key in wanted:  # Unknown keys are an error listing the valid ones.
       try:
         config_lib.apply_overrides(copy_config(config), [(key, wanted[key][0])])
@@ -348,6 +346,16 @@ def select(members: list[Member], config, filter_text: str | None = None,
       raise UserError(f'--sweep_filter={filter_text} matches none of the {len(members)} member(s)'
                       f'{" selected by --sweep_index" if index_text else ""}; swept values: {swept or "none"}')
   return chosen
+
+
+def _resolve_key(key: str, swept: list[str]) -> str:
+  """A swept key named by a dotted suffix (seed, d.lr) or the full key; other keys as given."""
+  if key in swept:
+    return key
+  matches = [k for k in swept if k.endswith('.' + key)]
+  if len(matches) > 1:
+    raise UserError(f'--sweep_filter: {key!r} could be any of {", ".join(matches)}; write the full key')
+  return matches[0] if matches else key
 
 
 def _parent(config, key: str):

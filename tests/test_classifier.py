@@ -89,6 +89,9 @@ def test_features_and_logits(trained):
   assert features.shape == (20, classifier.FEATURE_DIM) and features.dtype == np.float32
   assert logits.shape == (20, classifier.NUM_CLASSES) and logits.dtype == np.float32
   np.testing.assert_allclose(features, trained.clf.features(float_images), rtol=1e-5, atol=1e-5)
+  both = trained.clf.features_and_logits(uint8_images, batch_size=8)
+  np.testing.assert_array_equal(both[0], features)
+  np.testing.assert_array_equal(both[1], logits)
   with pytest.raises(UserError, match='takes images'):
     trained.clf.features(np.zeros((2, 32, 32, 3), np.float32))
 

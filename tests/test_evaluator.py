@@ -235,17 +235,19 @@ def test_modes_of_the_true_mixture(name):
 
 def test_stacked_modes(models_dir):
   source = _make_source('stacked_mnist')
-  ev = evaluator.Evaluator(_config(models_dir, metrics=('stacked_modes',), stacked_samples=5000), source)
+  ev = evaluator.Evaluator(_config(models_dir, metrics=('stacked_modes',), stacked_samples=3000), source)
   real = ev(_lookup_generator(source.arrays['image']), jax.random.key(0))
   assert set(real) == {'modes', 'reverse_kl'}
-  # 5,000 uniform draws over 1,000 modes miss 1000 exp(-5) = 7 of them; reverse KL ~ 0.1.
-  assert 980 <= real['modes'] <= 1000 and 0.05 < real['reverse_kl'] < 0.2, real
+  # 3,000 uniform draws over 1,000 modes miss about 1000 exp(-3) = 50 of them (measured: 942 to 947
+  # modes and reverse KL 0.19 to 0.20 over 4 seeds).
+  assert 925 <= real['modes'] <= 970 and 0.15 < real['reverse_kl'] < 0.25, real
   one_image = _lookup_generator(source.arrays['image'][:1])
   collapsed = ev(one_image, jax.random.key(0))
   assert collapsed['modes'] == 1 and collapsed['reverse_kl'] == pytest.approx(np.log(1000))
 
 
-# Inception metrics, with random weights (the real ones are not in the repository).
+# Inception metrics, with random weights (the real ones are not in the repository), on a few
+# images: the 2048-d Frechet distance alone takes seconds (two 2048 x 2048 eigendecompositions).
 def _random_inception_weights(path: pathlib.Path) -> None:
   """He-initialised kernels, identity BatchNorm: activations stay O(1) through the network."""
   shapes = jax.eval_shape(inception.InceptionV3().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3)))
@@ -264,10 +266,10 @@ def test_inception_metrics(tmp_path, mnist):
   weights = tmp_path / 'inception.npz'
   _random_inception_weights(weights)
   config = _config(tmp_path, metrics=('fid', 'is', 'kid', 'precision_recall'), features='inception',
-                   inception_weights=str(weights), num_real=20, num_samples=20, batch_size=10)
+                   inception_weights=str(weights), num_real=10, num_samples=10, batch_size=10)
   ev = evaluator.Evaluator(config, mnist)
   real = ev(_lookup_generator(mnist.arrays['image']), jax.random.key(0))
   noise = ev(_noise_generator, jax.random.key(0))
   assert set(real) == {'fid', 'is', 'is_std', 'kid', 'kid_std', 'precision', 'recall', 'density', 'coverage'}
   assert 0 < real['fid'] < noise['fid'] and 1 <= real['is'] <= inception.NUM_LOGITS
-  assert [p.name.split('-')[:4] for p in (tmp_path / 'stats').iterdir()] == [['mnist', 'test', '20', 'inception']]
+  assert [p.name.split('-')[:4] for p in (tmp_path / 'stats').iterdir()] == [['mnist', 'test', '10', 'inception']]

@@ -30,14 +30,14 @@ def test_dcgan_shapes_and_range(shape):
   assert len(d_vars['batch_stats']) == len([k for k in d_vars['params'] if k.startswith('Conv')]) - 1
 
 
-def test_dcgan_without_d_batchnorm_has_no_stats():
-  _, d = _build((32, 32, 3), d_batchnorm=False, d_channels=8)
+def test_dcgan_without_d_norm_has_no_stats():
+  _, d = _build((32, 32, 3), d_norm='none', d_channels=8)
   variables = d.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
   assert 'batch_stats' not in variables
 
 
 def test_mlp_shapes():
-  g, d = _build((2,), name='mlp', hidden=16, layers=2)
+  g, d = _build((2,), name='mlp', hidden=16, layers=2, d_norm='none')
   z = jnp.ones((5, 100))
   points = g.apply(g.init(jax.random.key(0), z), z)
   assert points.shape == (5, 2)

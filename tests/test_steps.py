@@ -22,7 +22,7 @@ def _setup(d_steps=1):
   g, d = models.build(c.model, SHAPE)
   opt = optax.adam(1e-3, b1=B1)
   state = state_lib.init(g, d, opt, opt, Z_DIM, SHAPE, jax.random.key(0), ema=False)
-  step = steps.make_train_step(g, d, opt, opt, losses.get('non_saturating'), z_dim=Z_DIM)
+  step = steps.make_train_step(g, d, opt, opt, losses.get('non_saturating'), steps.StepOptions(z_dim=Z_DIM))
   batch = {'image': jax.random.uniform(jax.random.key(1), (d_steps, 6, *SHAPE), minval=-1, maxval=1)}
   return g, d, state, step, batch
 
@@ -57,10 +57,10 @@ def test_each_update_touches_only_its_player(d_steps):
   d_rng, g_rng = jax.random.split(jax.random.key(5))
   rngs = jax.random.split(d_rng, d_steps)
 
-  # Rebuild the D updates by hand to get the gradient of the last one.
+  # Rebuild the D updates by hand.
   d_state = state.d
   for k in range(d_steps):
-    z = jax.random.normal(rngs[k], (6, Z_DIM))
+    z = jax.random.normal(jax.random.split(rngs[k])[0], (6, Z_DIM))
     fake, _ = steps.apply_model(g, state.g.params, state.g.batch_stats, z, train=True)
 
     def d_loss(params):
@@ -73,7 +73,7 @@ def test_each_update_touches_only_its_player(d_steps):
     d_state = state_lib.Player(optax.apply_updates(d_state.params, updates), stats, opt_state)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), new.d.params, d_state.params)
 
-  z = jax.random.normal(g_rng, (6, Z_DIM))
+  z = jax.random.normal(jax.random.split(g_rng)[0], (6, Z_DIM))
 
   def g_loss(params):
     fake, _ = steps.apply_model(g, params, state.g.batch_stats, z, True)

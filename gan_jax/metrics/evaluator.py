@@ -188,7 +188,8 @@ def _real_features(extractor: _Extractor, config, source: data_lib.Source) -> tu
   if e.num_real < len(images):
     chosen = np.random.default_rng(REAL_SUBSET_SEED).choice(len(images), e.num_real, replace=False)
     images = images[np.sort(chosen)]
-  stem = re.sub(r'[^A-Za-z0-9_.-]', '_', f'{source.name}-{e.split}-{len(images)}-{extractor.name}-{extractor.fingerprint}')
+  stem = f'{source.name}-{e.split}-{len(images)}-{extractor.name}-{extractor.fingerprint}'
+  stem = re.sub(r'[^A-Za-z0-9_.-]', '_', stem)  # 'tfds:name' -> 'tfds_name'
   path = os.path.join(_models_dir(config), 'stats', stem + '.npz')
   if os.path.exists(path):
     with np.load(path) as cached:

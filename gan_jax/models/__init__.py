@@ -13,6 +13,15 @@ MODELS = ('dcgan', 'mlp')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
+D_NORMS = ('batch', 'layer', 'spectral', 'none')
+D_MINIBATCH = ('', 'stddev', 'discrimination')
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+  if value not in choices:
+    raise UserError(f'unknown {key} {value!r}; choose one of {", ".join(repr(c) for c in choices)}')
+
+
 def compute_dtype(name: str):
   if name not in DTYPES:
     raise UserError(f'unknown train.dtype {name!r}; choose one of {", ".join(DTYPES)}')
@@ -30,11 +39,16 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
     if model_config.upsample not in ('subpixel', 'transpose'):
       raise UserError(f'unknown model.upsample {model_config.upsample!r}; choose subpixel or transpose')
     dcgan.num_scales(example_shape[0])
+    _check_choice('model.d_norm', model_config.d_norm, D_NORMS)
+    _check_choice('model.d_minibatch', model_config.d_minibatch, D_MINIBATCH)
     return (dcgan.Generator(tuple(example_shape), model_config.g_channels, model_config.upsample, dtype),
-            dcgan.Discriminator(model_config.d_channels, model_config.d_batchnorm, dtype))
+            dcgan.Discriminator(model_config.d_channels, model_config.d_norm, model_config.d_minibatch, dtype))
   if name == 'mlp':
     if len(example_shape) != 1:
       raise UserError(f'model mlp needs flat examples; the data has shape {example_shape} (use dcgan)')
+    _check_choice('model.d_norm', model_config.d_norm, ('none', 'layer', 'spectral'))
+    if model_config.d_minibatch:
+      raise UserError("model mlp has no minibatch layers; set --config.model.d_minibatch=''")
     return (mlp.Generator(example_shape[0], model_config.hidden, model_config.layers, dtype),
-            mlp.Discriminator(model_config.hidden, model_config.layers, dtype))
+            mlp.Discriminator(model_config.hidden, model_config.layers, model_config.d_norm, dtype))
   raise UserError(f'unknown model {name!r}; choose one of {", ".join(MODELS)} (--config.model.name=NAME)')

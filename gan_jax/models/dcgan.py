@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
+from gan_jax.models import layers
 from gan_jax.models.upsample import UpConv2x
 
 
@@ -58,20 +59,39 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """images [B, H, W, C] -> logits [B] (float32)."""
+  """images [B, H, W, C] -> logits [B] (float32).
+
+  norm: normalization of the hidden conv layers (never the first): 'batch' (DCGAN), 'layer',
+    'spectral' (every conv and the output layer divided by its largest singular value; power
+    iteration state in 'batch_stats'), or 'none' (WGAN-GP critics).
+  minibatch: '' or a cross-example layer before the output: 'stddev' (one extra channel,
+    Karras et al. 2018) or 'discrimination' (Salimans et al. 2016).
+  With `features=True` the call returns (logits, the flattened features the output layer reads).
+  """
   channels: int = 64
-  batchnorm: bool = True
+  norm: str = 'batch'
+  minibatch: str = ''
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = True, features: bool = False):
     scales = num_scales(x.shape[1])
     x = x.astype(self.dtype)
     for i in range(scales):
-      x = nn.Conv(self.channels * 2 ** i, (4, 4), (2, 2), padding='SAME',
-                  use_bias=not (self.batchnorm and i > 0), dtype=self.dtype)(x)
-      if self.batchnorm and i > 0:
+      conv = nn.Conv(self.channels * 2 ** i, (4, 4), (2, 2), padding='SAME',
+                     use_bias=not (self.norm == 'batch' and i > 0), dtype=self.dtype)
+      x = layers.SpectralNorm(conv)(x, update_stats=train) if self.norm == 'spectral' else conv(x)
+      if i > 0 and self.norm == 'batch':
         x = _batch_norm(train, self.dtype)(x)
+      elif i > 0 and self.norm == 'layer':
+        x = nn.LayerNorm(dtype=self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
+    if self.minibatch == 'stddev':
+      x = layers.MinibatchStdDev()(x)
     x = x.reshape(x.shape[0], -1)
-    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
+    if self.minibatch == 'discrimination':
+      x = layers.MinibatchDiscrimination()(x)
+    dense = nn.Dense(1, dtype=self.dtype)
+    logits = (layers.SpectralNorm(dense)(x, update_stats=train) if self.norm == 'spectral' else dense(x))
+    logits = logits[:, 0].astype(jnp.float32)
+    return (logits, x.astype(jnp.float32)) if features else logits

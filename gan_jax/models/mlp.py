@@ -3,6 +3,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import layers
+
 
 class Generator(nn.Module):
   """z [B, z_dim] -> points [B, out_dim] (unbounded, float32)."""
@@ -21,14 +23,26 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """points [B, D] -> logits [B] (float32)."""
+  """points [B, D] -> logits [B] (float32).
+
+  norm: 'none', 'layer' (LayerNorm after each hidden layer) or 'spectral' (every layer divided
+  by its largest singular value). With `features=True` returns (logits, last hidden features).
+  """
   hidden: int = 128
   layers: int = 3
+  norm: str = 'none'
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    del train
+  def __call__(self, x: jax.Array, train: bool = True, features: bool = False):
+    def dense(width, x):
+      layer = nn.Dense(width, dtype=self.dtype)
+      return layers.SpectralNorm(layer)(x, update_stats=train) if self.norm == 'spectral' else layer(x)
+
     for _ in range(self.layers):
-      x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(x))
-    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
+      x = dense(self.hidden, x)
+      if self.norm == 'layer':
+        x = nn.LayerNorm(dtype=self.dtype)(x)
+      x = nn.relu(x)
+    logits = dense(1, x)[:, 0].astype(jnp.float32)
+    return (logits, x.astype(jnp.float32)) if features else logits

@@ -54,7 +54,8 @@ class Run:
 
   def init_state(self, rng: jax.Array) -> state_lib.GANState:
     return state_lib.init(self.g_model, self.d_model, self.g_opt, self.d_opt, self.config.model.z_dim,
-                          self.source.shape, rng, ema=self.config.train.ema_decay > 0)
+                          self.source.shape, rng, ema=self.config.train.ema_decay > 0,
+                          penalty_config=self.config.penalty)
 
   def generate(self, state: state_lib.GANState, z: jax.Array) -> jax.Array:
     """G's samples for latents z [N, z_dim] in eval mode (EMA params when enabled)."""
@@ -81,6 +82,18 @@ def validate(config) -> None:
     if not (o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1):
       raise UserError(f'optim.{player}: need lr > 0 and betas in [0, 1) (got lr={o.lr}, b1={o.b1}, b2={o.b2})')
   losses.get(config.loss)
+  if config.g_loss not in ('', 'feature_matching'):
+    raise UserError(f"unknown g_loss {config.g_loss!r}; choose '' (the loss's own) or 'feature_matching'")
+  p = config.penalty
+  for name in (*state_lib.LOSS_WEIGHTS, 'clip', 'instance_noise_steps'):
+    if p[name] < 0:
+      raise UserError(f'penalty.{name} must be >= 0, 0 meaning off (got {p[name]})')
+  gradient_penalties = [name for name in ('gp', 'r1', 'r2', 'dragan') if p[name] > 0]
+  if gradient_penalties and config.model.d_norm == 'batch':
+    raise UserError(f'penalty {", ".join(gradient_penalties)} needs per-example input gradients, which '
+                    "BatchNorm in D mixes across the batch; set --config.model.d_norm=layer, none or spectral")
+  if config.unroll.steps < 0:
+    raise UserError(f'unroll.steps must be >= 0 (got {config.unroll.steps})')
   models.compute_dtype(t.dtype)
   log_lib.resolve_wandb_mode(config.log.wandb)
 
@@ -93,7 +106,7 @@ def build_run(config) -> Run:
   g_opt = state_lib.make_optimizer(config.optim.g)
   d_opt = state_lib.make_optimizer(config.optim.d)
   train_step = steps_lib.make_train_step(g_model, d_model, g_opt, d_opt, losses.get(config.loss),
-                                         z_dim=config.model.z_dim, ema_decay=config.train.ema_decay)
+                                         steps_lib.StepOptions.from_config(config))
   return Run(config, source, g_model, d_model, g_opt, d_opt, train_step)
 
 
@@ -151,7 +164,7 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
   checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', t.keep_checkpoints)
   restored = checkpoints.restore_latest(state)
   if restored is not None:
-    state = state_lib.with_hyperparams(restored, config.optim)
+    state = state_lib.with_hyperparams(restored, config)
     logging.info('resumed from checkpoint at step %d in %s', int(state.step), workdir)
   start = int(state.step)
 

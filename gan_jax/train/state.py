@@ -37,11 +37,24 @@ class GANState:
     g: the generator.
     d: the discriminator.
     ema_params: exponential moving average of G's params ({} when train.ema_decay is 0).
+    loss_weights: float32 scalars weighting the regularizers (`config.penalty`, see
+      LOSS_WEIGHTS). Held in the state, not baked into the program, so runs that differ only
+      in these weights can share one compiled, vmapped program; a resumed run takes the
+      config's values.
   """
   step: jax.Array
   g: Player
   d: Player
   ema_params: PyTree
+  loss_weights: dict[str, jax.Array]
+
+
+# Regularizer weights that live in GANState.loss_weights (names of `config.penalty` fields).
+LOSS_WEIGHTS = ('gp', 'r1', 'r2', 'dragan', 'd_weight_decay', 'instance_noise', 'drift')
+
+
+def loss_weights(penalty_config) -> dict[str, jax.Array]:
+  return {name: jnp.asarray(penalty_config[name], jnp.float32) for name in LOSS_WEIGHTS}
 
 
 def make_optimizer(player_config) -> optax.GradientTransformation:
@@ -54,12 +67,13 @@ def make_optimizer(player_config) -> optax.GradientTransformation:
       learning_rate=player_config.lr, b1=player_config.b1, b2=player_config.b2)
 
 
-def with_hyperparams(state: GANState, optim_config) -> GANState:
-  """`state` with each player's Adam hyperparameters set from `config.optim`.
+def with_hyperparams(state: GANState, config) -> GANState:
+  """`state` with each player's Adam hyperparameters and the loss weights set from `config`.
 
-  The values live in the optimizer state (see make_optimizer), so a restored checkpoint carries
-  the values it was saved with; a resumed run must take the config's values instead.
+  The values live in the state (see make_optimizer), so a restored checkpoint carries the
+  values it was saved with; a resumed run must take the config's values instead.
   """
+  optim_config = config.optim
 
   def player_with(player: Player, player_config) -> Player:
     hyperparams = dict(player.opt_state.hyperparams)
@@ -67,7 +81,8 @@ def with_hyperparams(state: GANState, optim_config) -> GANState:
       hyperparams[name] = jnp.asarray(value, hyperparams[name].dtype)
     return player.replace(opt_state=player.opt_state._replace(hyperparams=hyperparams))
 
-  return state.replace(g=player_with(state.g, optim_config.g), d=player_with(state.d, optim_config.d))
+  return state.replace(g=player_with(state.g, optim_config.g), d=player_with(state.d, optim_config.d),
+                       loss_weights=loss_weights(config.penalty))
 
 
 def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.Array, example: jax.Array) -> Player:
@@ -78,10 +93,13 @@ def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.A
 
 def init(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
          d_opt: optax.GradientTransformation, z_dim: int, example_shape: tuple[int, ...],
-         rng: jax.Array, ema: bool) -> GANState:
-  """Fresh state: both networks initialised from `rng`, step 0."""
+         rng: jax.Array, ema: bool, penalty_config=None) -> GANState:
+  """Fresh state: both networks initialised from `rng`, step 0, loss weights from `penalty_config`
+  (all zero when None)."""
   g_rng, d_rng = jax.random.split(rng)
   g = _init_player(g_model, g_opt, g_rng, jnp.zeros((1, z_dim), jnp.float32))
   d = _init_player(d_model, d_opt, d_rng, jnp.zeros((1, *example_shape), jnp.float32))
   ema_params = jax.tree.map(jnp.copy, g.params) if ema else {}
-  return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d, ema_params=ema_params)
+  weights = loss_weights(penalty_config) if penalty_config is not None else {
+      name: jnp.zeros((), jnp.float32) for name in LOSS_WEIGHTS}
+  return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d, ema_params=ema_params, loss_weights=weights)

@@ -1,4 +1,4 @@
-"""The pure train step, and the jitted loop body that feeds it.
+"""The pure train step, and the jitted iteration that feeds it.
 
 `make_train_step(...)` returns `train_step(state, batch, rng) -> (state, metrics)`:
   batch['image']: float32 [d_steps, B, *example_shape], one real batch per D update;
@@ -8,9 +8,15 @@ in the G update D's params are constants. BatchNorm running statistics of a netw
 committed only when that network is trained; forward passes of the other network use batch
 statistics (train mode) and discard their updates.
 
+Every variant of GAN training here is an option of this one step (`StepOptions`): D
+regularizers (gradient penalties, weight clipping and decay, instance noise, drift), feature
+matching for G, and the unrolled G update of Metz et al. 2017 (G's loss is taken against a
+copy of D advanced `unroll_steps` steps by D's own optimizer, differentiating through them).
+
 With `axis_name` set, gradients, BatchNorm statistics and metrics are averaged over that
 mapped axis (data parallelism).
 """
+import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -18,78 +24,188 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import losses as losses_lib
+from gan_jax import penalties
 from gan_jax.losses import Loss
 from gan_jax.train.state import GANState, Player
 
 Metrics = dict[str, jax.Array]
 
 
-def apply_model(model: nn.Module, params, batch_stats, x: jax.Array, train: bool):
+def apply_model(model: nn.Module, params, batch_stats, x: jax.Array, train: bool, **kwargs):
   """Runs a network; returns (output, new batch_stats) (batch_stats unchanged when not training BN)."""
   variables = {'params': params}
   if batch_stats:
     variables['batch_stats'] = batch_stats
     if train:
-      out, updates = model.apply(variables, x, train=True, mutable=['batch_stats'])
+      out, updates = model.apply(variables, x, train=True, mutable=['batch_stats'], **kwargs)
       return out, updates['batch_stats']
-  return model.apply(variables, x, train=train), batch_stats
+  return model.apply(variables, x, train=train, **kwargs), batch_stats
 
 
 def _mean_over(tree, axis_name):
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
-def _update_player(player: Player, grads, new_stats, opt: optax.GradientTransformation) -> Player:
-  updates, opt_state = opt.update(grads, player.opt_state, player.params)
-  return Player(params=optax.apply_updates(player.params, updates), batch_stats=new_stats, opt_state=opt_state)
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+  """The static structure of a train step (what is computed, not with which weights).
+
+  Attributes:
+    z_dim: latent size.
+    ema_decay: EMA of G's params (0 = off).
+    penalties: enabled D regularizers, names of GANState.loss_weights; their weights are read
+      from the state at run time.
+    gp_one_sided: the gradient penalty punishes only norms above 1.
+    clip: clip D's weights to [-clip, clip] after every D update (0 = off).
+    instance_noise_steps: the instance-noise std decays linearly to 0 over these steps (0 =
+      constant).
+    feature_matching: G minimises the distance between mean D features of real and fake.
+    unroll_steps: k of the unrolled G update (0 = the ordinary G update).
+    unroll_stop_gradient: do not differentiate through the unrolled D updates.
+    axis_name: the data-parallel axis to average over, or None.
+  """
+  z_dim: int
+  ema_decay: float = 0.0
+  penalties: tuple[str, ...] = ()
+  gp_one_sided: bool = False
+  clip: float = 0.0
+  instance_noise_steps: int = 0
+  feature_matching: bool = False
+  unroll_steps: int = 0
+  unroll_stop_gradient: bool = False
+  axis_name: str | None = None
+
+  @classmethod
+  def from_config(cls, config, axis_name: str | None = None) -> 'StepOptions':
+    p = config.penalty
+    return cls(z_dim=config.model.z_dim, ema_decay=config.train.ema_decay,
+               penalties=tuple(name for name in PENALTY_SCALE if p[name] > 0), gp_one_sided=p.gp_one_sided,
+               clip=p.clip, instance_noise_steps=p.instance_noise_steps,
+               feature_matching=config.g_loss == 'feature_matching', unroll_steps=config.unroll.steps,
+               unroll_stop_gradient=config.unroll.stop_gradient, axis_name=axis_name)
+
+
+# Each penalty's term is weight * PENALTY_SCALE[name] * value (R1/R2 are gamma/2-weighted).
+# Instance noise is not a loss term: its weight is the noise std.
+PENALTY_SCALE = {'gp': 1.0, 'r1': 0.5, 'r2': 0.5, 'dragan': 1.0, 'd_weight_decay': 1.0, 'drift': 1.0,
+                 'instance_noise': 0.0}
 
 
 def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
-                    d_opt: optax.GradientTransformation, loss: Loss, *, z_dim: int, ema_decay: float = 0.0,
-                    axis_name: str | None = None) -> Callable[[GANState, dict, jax.Array], tuple[GANState, Metrics]]:
+                    d_opt: optax.GradientTransformation, loss: Loss,
+                    options: StepOptions) -> Callable[[GANState, dict, jax.Array], tuple[GANState, Metrics]]:
   """Builds the pure `(state, batch, rng) -> (state, metrics)` step (not yet jitted).
 
-  Metrics (float32 scalars): d_loss, g_loss (means over the iteration's D updates for D),
-  d_real / d_fake (mean D output on real / fake examples), d_grad_norm, g_grad_norm.
+  Metrics (float32 scalars): d_loss (the adversarial D loss), d_penalty (the weighted sum of
+  regularizer terms), one raw value per enabled penalty, g_loss, d_real / d_fake (mean D output
+  on real / fake examples), d_grad_norm, g_grad_norm. D metrics are means over the iteration's
+  D updates.
   """
+  o = options
+
+  def d_apply(params, stats, x, train, **kwargs):
+    return apply_model(d_model, params, stats, x, train, **kwargs)
+
+  def noisy(x, weights, step, rng):
+    if 'instance_noise' not in o.penalties:
+      return x
+    std = weights['instance_noise']
+    if o.instance_noise_steps:
+      std = std * jnp.clip(1.0 - step / o.instance_noise_steps, 0.0, 1.0)
+    return penalties.instance_noise(x, rng, std.astype(x.dtype))
+
+  def penalty_terms(params, stats, real, fake, d_real, rng) -> dict[str, jax.Array]:
+    """Raw (unweighted) values of the enabled loss-term penalties."""
+    critic = lambda x: d_apply(params, stats, x, False)[0]
+    gp_rng, dragan_rng = jax.random.split(rng)
+    terms = {}
+    if 'gp' in o.penalties:
+      terms['gp'] = penalties.gradient_penalty(critic, real, fake, gp_rng, one_sided=o.gp_one_sided)
+    if 'r1' in o.penalties:
+      terms['r1'] = penalties.r1_penalty(critic, real)
+    if 'r2' in o.penalties:
+      terms['r2'] = penalties.r2_penalty(critic, fake)
+    if 'dragan' in o.penalties:
+      terms['dragan'] = penalties.dragan_penalty(critic, real, dragan_rng)
+    if 'd_weight_decay' in o.penalties:
+      terms['d_weight_decay'] = penalties.weight_penalty(params)
+    if 'drift' in o.penalties:
+      terms['drift'] = jnp.mean(jnp.square(d_real))
+    return terms
+
+  def d_loss_fn(params, stats, weights, step, real, fake, rng):
+    """D's total loss and (new stats, metrics) on one real and one (constant) fake batch."""
+    noise_rng, penalty_rng = jax.random.split(rng)
+    real_noise_rng, fake_noise_rng = jax.random.split(noise_rng)
+    d_real, stats = d_apply(params, stats, noisy(real, weights, step, real_noise_rng), True)
+    d_fake, stats = d_apply(params, stats, noisy(fake, weights, step, fake_noise_rng), True)
+    adversarial = loss.d(d_real, d_fake)
+    terms = penalty_terms(params, stats, real, fake, d_real, penalty_rng)
+    penalty = sum((weights[k] * PENALTY_SCALE[k] * v for k, v in terms.items()), jnp.zeros((), jnp.float32))
+    metrics = {'d_loss': adversarial, 'd_penalty': penalty, 'd_real': jnp.mean(d_real),
+               'd_fake': jnp.mean(d_fake), **terms}
+    return adversarial + penalty, (stats, metrics)
+
+  def d_opt_step(params, stats, opt_state, grads):
+    updates, opt_state = d_opt.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    if o.clip:
+      params = penalties.clip_weights(params, o.clip)
+    return params, stats, opt_state
 
   def d_update(state: GANState, real: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
-    z = jax.random.normal(rng, (real.shape[0], z_dim), jnp.float32)
-    fake, _ = apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True)
-    fake = jax.lax.stop_gradient(fake)
+    z_rng, loss_rng = jax.random.split(rng)
+    z = jax.random.normal(z_rng, (real.shape[0], o.z_dim), jnp.float32)
+    fake = jax.lax.stop_gradient(apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True)[0])
+    grads, (stats, metrics) = jax.grad(d_loss_fn, has_aux=True)(
+        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, fake, loss_rng)
+    grads, stats = _mean_over((grads, stats), o.axis_name)
+    params, stats, opt_state = d_opt_step(state.d.params, stats, state.d.opt_state, grads)
+    metrics['d_grad_norm'] = optax.global_norm(grads)
+    return state.replace(d=Player(params, stats, opt_state)), metrics
 
-    def d_loss_fn(d_params):
-      d_real, stats = apply_model(d_model, d_params, state.d.batch_stats, real, train=True)
-      d_fake, stats = apply_model(d_model, d_params, stats, fake, train=True)
-      return loss.d(d_real, d_fake), (stats, jnp.mean(d_real), jnp.mean(d_fake))
+  def unrolled_d(state: GANState, real: jax.Array, fake: jax.Array, rng: jax.Array):
+    """D's (params, stats) after `unroll_steps` functional updates against `fake` (not stopped)."""
+    params, stats, opt_state = state.d.params, state.d.batch_stats, state.d.opt_state
+    for rng_k in jax.random.split(rng, o.unroll_steps):
+      grads, (new_stats, _) = jax.grad(d_loss_fn, has_aux=True)(
+          params, stats, state.loss_weights, state.step, real, fake, rng_k)
+      params, stats, opt_state = d_opt_step(params, new_stats, opt_state, grads)
+    if o.unroll_stop_gradient:
+      params = jax.lax.stop_gradient(params)
+    return params, stats
 
-    (d_loss, (stats, d_real, d_fake)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d.params)
-    grads, stats = _mean_over((grads, stats), axis_name)
-    d = _update_player(state.d, grads, stats, d_opt)
-    metrics = {'d_loss': d_loss, 'd_real': d_real, 'd_fake': d_fake, 'd_grad_norm': optax.global_norm(grads)}
-    return state.replace(d=d), metrics
+  def g_loss_fn(g_params, state: GANState, real: jax.Array, z: jax.Array, rng: jax.Array):
+    fake, g_stats = apply_model(g_model, g_params, state.g.batch_stats, z, train=True)
+    d_params, d_stats = state.d.params, state.d.batch_stats
+    unroll_rng, noise_rng = jax.random.split(rng)
+    if o.unroll_steps:
+      d_params, d_stats = unrolled_d(state, real, fake, unroll_rng)
+    fake_in = noisy(fake, state.loss_weights, state.step, noise_rng)
+    if o.feature_matching:
+      (_, fake_features), _ = d_apply(d_params, d_stats, fake_in, True, features=True)
+      (_, real_features), _ = d_apply(d_params, d_stats, real, True, features=True)
+      return losses_lib.feature_matching_g(jax.lax.stop_gradient(real_features), fake_features), g_stats
+    d_fake, _ = d_apply(d_params, d_stats, fake_in, True)
+    return loss.g(d_fake), g_stats
 
-  def g_update(state: GANState, batch_size: int, rng: jax.Array) -> tuple[GANState, Metrics]:
-    z = jax.random.normal(rng, (batch_size, z_dim), jnp.float32)
-
-    def g_loss_fn(g_params):
-      fake, stats = apply_model(g_model, g_params, state.g.batch_stats, z, train=True)
-      d_fake, _ = apply_model(d_model, state.d.params, state.d.batch_stats, fake, train=True)
-      return loss.g(d_fake), stats
-
-    (g_loss, stats), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g.params)
-    grads, stats = _mean_over((grads, stats), axis_name)
-    g = _update_player(state.g, grads, stats, g_opt)
+  def g_update(state: GANState, real: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
+    z_rng, loss_rng = jax.random.split(rng)
+    z = jax.random.normal(z_rng, (real.shape[0], o.z_dim), jnp.float32)
+    (g_loss, stats), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g.params, state, real, z, loss_rng)
+    grads, stats = _mean_over((grads, stats), o.axis_name)
+    updates, opt_state = g_opt.update(grads, state.g.opt_state, state.g.params)
+    g = Player(params=optax.apply_updates(state.g.params, updates), batch_stats=stats, opt_state=opt_state)
     ema_params = state.ema_params
-    if ema_decay:
-      ema_params = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema_params, g.params)
+    if o.ema_decay:
+      ema_params = jax.tree.map(lambda e, p: o.ema_decay * e + (1.0 - o.ema_decay) * p, ema_params, g.params)
     metrics = {'g_loss': g_loss, 'g_grad_norm': optax.global_norm(grads)}
     return state.replace(g=g, ema_params=ema_params), metrics
 
   def train_step(state: GANState, batch: dict[str, jax.Array], rng: jax.Array) -> tuple[GANState, Metrics]:
     real = batch['image']
     d_rng, g_rng = jax.random.split(rng)
-
     # A Python loop, unrolled into the one program: XLA:CPU runs convolution gradients inside a
     # lax.scan/while body ~13x slower than at the top level (bench/train_step.py measured 780 vs
     # 59 ms per DCGAN iteration), and d_steps is small.
@@ -97,10 +213,10 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     for k, rng_k in enumerate(jax.random.split(d_rng, real.shape[0])):
       state, metrics_k = d_update(state, real[k], rng_k)
       d_metrics.append(metrics_k)
-    d_metrics = jax.tree.map(lambda *m: jnp.stack(m), *d_metrics)
-    state, g_metrics = g_update(state, real.shape[1], g_rng)
-    metrics = {**jax.tree.map(jnp.mean, d_metrics), **g_metrics}
-    return state.replace(step=state.step + 1), _mean_over(metrics, axis_name)
+    d_metrics = jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *d_metrics)
+    state, g_metrics = g_update(state, real[-1], g_rng)
+    metrics = {**d_metrics, **g_metrics}
+    return state.replace(step=state.step + 1), _mean_over(metrics, o.axis_name)
 
   return train_step
 
