@@ -11,6 +11,7 @@ Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.p
 Mistakes a user can fix print one line `error: ...` and exit with status 2.
 """
 import datetime
+import json
 import os
 import pathlib
 import sys
@@ -28,7 +29,10 @@ from gan_jax.errors import UserError
 FLAGS = flags.FLAGS
 flags.DEFINE_string('exp', None, 'Experiment NAME[:ARG]: experiments/NAME.py, get_config(ARG).')
 flags.DEFINE_string('workdir', None, 'Run directory; default runs/<exp>/<timestamp>. Reuse it to resume.')
-flags.DEFINE_enum('mode', 'train', ['train'], 'What to do with the run.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'],
+                  'train (or resume); eval or sample: use the latest checkpoint in --workdir.')
+flags.DEFINE_integer('num_samples', 10_000, 'With --mode=sample: how many samples to write.')
+flags.DEFINE_string('out', None, 'With --mode=sample: the .npz file to write (default <workdir>/samples.npz).')
 flags.DEFINE_bool('sweep', False, "Run the members of the experiment's get_sweep(); --workdir is the sweep directory.")
 flags.DEFINE_string('sweep_filter', None, 'Sweep members whose values match, e.g. loss=hinge,train.seed=0 '
                     '(a key given twice matches either value).')
@@ -61,7 +65,7 @@ def main(argv: list[str]) -> int:
     from gan_jax import report
     print(report.write_report(FLAGS.report))
     return 0
-  if not FLAGS.exp:
+  if not FLAGS.exp and FLAGS.mode == 'train':
     raise UserError(f'--exp is required; experiments: {", ".join(experiments_lib.names())}')
   if FLAGS.sweep:
     return sweep_runners.launch(FLAGS.exp, _overrides, FLAGS.workdir, FLAGS.sweep_filter, FLAGS.sweep_index,
@@ -69,6 +73,11 @@ def main(argv: list[str]) -> int:
   for name in ('sweep_filter', 'sweep_index', 'runner', 'parallel', 'wandb_sweep'):
     if FLAGS[name].present:
       raise UserError(f'--{name} needs --sweep')
+  if FLAGS.mode != 'train':
+    return from_checkpoint(FLAGS.mode)
+  for name in ('num_samples', 'out'):
+    if FLAGS[name].present:
+      raise UserError(f'--{name} needs --mode=sample')
   config = experiments_lib.load_config(FLAGS.exp, _overrides)
   if FLAGS.dry_run:
     print('\n'.join(f'{k} = {v!r}' for k, v in sorted(config_lib.flatten(config_lib.to_dict(config)).items())))
@@ -82,6 +91,24 @@ def main(argv: list[str]) -> int:
   from gan_jax.train import loop  # Imported late: JAX starts only after the flags are valid.
   result = loop.train_and_evaluate(config, pathlib.Path(workdir))
   logging.info('run finished at step %d in %s', result['step'], workdir)
+  return 0
+
+
+def from_checkpoint(mode: str) -> int:
+  """--mode=eval|sample on the run in --workdir."""
+  if not FLAGS.workdir:
+    raise UserError(f'--mode={mode} needs --workdir=DIR, the run directory to read')
+  workdir = pathlib.Path(FLAGS.workdir)
+  from gan_jax.train import from_checkpoint as from_checkpoint_lib  # JAX starts only after the flags are valid.
+  if FLAGS.exp:
+    config = experiments_lib.load_config(FLAGS.exp, _overrides)
+  else:
+    config = config_lib.apply_overrides(from_checkpoint_lib.saved_config(workdir), _overrides)
+  if mode == 'eval':
+    print(json.dumps(from_checkpoint_lib.evaluate(config, workdir)))
+  else:
+    out = from_checkpoint_lib.sample(config, workdir, FLAGS.num_samples, FLAGS.out or workdir / 'samples.npz')
+    print(f'wrote {FLAGS.num_samples} samples to {out}')
   return 0
 
 

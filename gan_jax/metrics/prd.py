@@ -7,7 +7,10 @@ With real features R [N, D], fake features F [M, D], and radius r(x) of each suc
   recall    = fraction of reals inside some fake ball        (Kynkaanniemi et al. 2019)
   density   = sum_j #(real balls containing F_j) / (k M)     (Naeem et al. 2020)
   coverage  = fraction of reals whose own ball holds a fake  (Naeem et al. 2020)
-"Inside" means distance <= radius. Distances are Euclidean, in float64. Density has
+"Inside" means distance <= radius, up to a relative rounding tolerance (BOUNDARY_RTOL): distances
+come from |a|^2 + |b|^2 - 2 a.b in blocks, whose last bits depend on how the matrix product is
+blocked, and a point exactly on a ball's boundary must not fall in or out with them. Distances
+are Euclidean, in float64. Density has
 expectation 1 when both sets are independent samples of one distribution; on two identical
 sets it is (k + 1) / k, since each real ball then holds its centre and k neighbours.
 
@@ -19,6 +22,8 @@ from typing import Iterator
 import numpy as np
 
 from gan_jax.errors import UserError
+
+BOUNDARY_RTOL = 1e-9  # Far above float64 rounding of the distances, far below real gaps between them.
 
 
 def _distance_blocks(a: np.ndarray, b: np.ndarray, block_size: int) -> Iterator[tuple[slice, np.ndarray]]:
@@ -61,8 +66,8 @@ def precision_recall_density_coverage(real: np.ndarray, fake: np.ndarray, k: int
                     'evaluate more samples or lower k')
   if block_size < 1:
     raise ValueError(f'block_size must be >= 1, got {block_size}')
-  real_radii = _knn_radii(real, k, block_size)
-  fake_radii = _knn_radii(fake, k, block_size)
+  real_radii = _knn_radii(real, k, block_size) * (1.0 + BOUNDARY_RTOL)
+  fake_radii = _knn_radii(fake, k, block_size) * (1.0 + BOUNDARY_RTOL)
 
   fakes_in_real_balls = np.empty(fake.shape[0])  # number of real balls holding each fake
   real_in_fake_ball = np.zeros(real.shape[0], bool)

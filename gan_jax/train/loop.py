@@ -4,6 +4,7 @@ Run directory:
   config.json        the resolved config (a rerun on the same workdir resumes; shape changes refused)
   status.json        {'status': running|finished|diverged|failed, 'step', 'message'}
   metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec
+  eval.jsonl         one JSON object per evaluation: step and the config.eval.metrics results
   samples/step_N.png fixed-noise sample grid (scatter plot for 2D data)
   checkpoints/N/     Orbax checkpoints of the whole GANState
   wandb/             W&B run files (offline mode)
@@ -28,6 +29,7 @@ from gan_jax import logging as log_lib
 from gan_jax import losses
 from gan_jax import models
 from gan_jax import plots
+from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.errors import UserError
 from gan_jax.train import state as state_lib
 from gan_jax.train import steps as steps_lib
@@ -35,6 +37,7 @@ from gan_jax.train.progress import Progress
 
 NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
+EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt), apart from training's.
 
 
 class Diverged(Exception):
@@ -57,10 +60,13 @@ class Run:
                           self.source.shape, rng, ema=self.config.train.ema_decay > 0,
                           penalty_config=self.config.penalty)
 
+  def generator_params(self, state: state_lib.GANState):
+    """The params samples and evaluations use: the EMA of G's params when enabled."""
+    return state.ema_params if self.config.train.ema_decay > 0 else state.g.params
+
   def generate(self, state: state_lib.GANState, z: jax.Array) -> jax.Array:
     """G's samples for latents z [N, z_dim] in eval mode (EMA params when enabled)."""
-    params = state.ema_params if self.config.train.ema_decay > 0 else state.g.params
-    out, _ = steps_lib.apply_model(self.g_model, params, state.g.batch_stats, z, train=False)
+    out, _ = steps_lib.apply_model(self.g_model, self.generator_params(state), state.g.batch_stats, z, train=False)
     return out
 
 
@@ -94,6 +100,8 @@ def validate(config) -> None:
                     "BatchNorm in D mixes across the batch; set --config.model.d_norm=layer, none or spectral")
   if config.unroll.steps < 0:
     raise UserError(f'unroll.steps must be >= 0 (got {config.unroll.steps})')
+  if config.eval.eval_every < 0:
+    raise UserError(f'eval.eval_every must be >= 0, 0 meaning only at the end (got {config.eval.eval_every})')
   models.compute_dtype(t.dtype)
   log_lib.resolve_wandb_mode(config.log.wandb)
 
@@ -137,6 +145,17 @@ def prepare_workdir(config, workdir: pathlib.Path) -> pathlib.Path:
   return workdir
 
 
+def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[state_lib.GANState, int], dict]:
+  """`evaluate(state, step) -> {metric: float}` for `run`'s generator; the same step gives the same draws."""
+  generate = jax.jit(run.generate)
+  key = jax.random.fold_in(jax.random.key(run.config.train.seed), EVAL_KEY_SALT)
+
+  def evaluate(state: state_lib.GANState, step: int) -> dict[str, float]:
+    return evaluator(lambda z, labels: generate(state, z), jax.random.fold_in(key, step))
+
+  return evaluate
+
+
 def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '', **extra) -> None:
   record = {'status': status, 'step': int(step), 'message': message, **extra}
   tmp = workdir / 'status.json.tmp'
@@ -148,12 +167,15 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
   """Trains (or resumes) the run described by `config` in `workdir`.
 
   Returns:
-    {'status': 'finished', 'step': final step, 'metrics': last logged scalars}.
+    {'status': 'finished', 'step': final step, 'metrics': last logged scalars,
+     'eval': last evaluation results ({} without config.eval.metrics)}.
 
   Raises:
     UserError for bad input; Diverged when losses become non-finite.
   """
   run = build_run(config)
+  # Built before the workdir is touched: unknown metrics or missing classifier files fail first.
+  evaluator = evaluator_lib.Evaluator(config, run.source) if config.eval.metrics else None
   workdir = prepare_workdir(config, workdir)
   t = config.train
   is_main = jax.process_index() == 0
@@ -198,8 +220,19 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
       plots.save_scatter(samples, path, real=real, modes=run.source.mixture.centers, title=f'step {step}')
     logger.image(step, 'samples', path)
 
+  evaluate = make_evaluate(run, evaluator) if evaluator else None
+
+  def evaluate_and_log(step: int) -> dict[str, float]:
+    started = time.perf_counter()
+    results = evaluate(state, step)
+    logger.write(step, results, name='eval')
+    logging.info('eval at step %d (%.1f s): %s', step, time.perf_counter() - started,
+                 ' '.join(f'{k} {v:.4g}' for k, v in results.items()))
+    return results
+
   step = start
   last = {}
+  last_eval = {}
   progress = Progress(start, t.steps)
   exit_code = 1
   try:
@@ -222,7 +255,9 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
       log_now = step % t.log_every == 0 or step == t.steps
       sample_now = t.sample_every and (step % t.sample_every == 0 or step == t.steps)
       checkpoint_now = (t.checkpoint_every and step % t.checkpoint_every == 0) or step == t.steps
-      if not (log_now or sample_now or checkpoint_now):
+      eval_every = config.eval.eval_every
+      eval_now = evaluate is not None and ((eval_every and step % eval_every == 0) or step == t.steps)
+      if not (log_now or sample_now or checkpoint_now or eval_now):
         continue
       means = {k: float(v) / since_log for k, v in jax.device_get(sums).items()}
       if not all(math.isfinite(v) for v in means.values()):
@@ -231,7 +266,7 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
                        f'checkpoint is kept (steps {checkpoints.steps()}); lower the learning rates or add a penalty')
       if log_now:
         last = means
-        steps_per_sec, line = progress.report(step, {k: last[k] for k in ('d_loss', 'g_loss')})
+        steps_per_sec, line = progress.report(step, {**{k: last[k] for k in ('d_loss', 'g_loss')}, **last_eval})
         logger.write(step, {**last, 'steps_per_sec': steps_per_sec})
         logging.info('%s', line)
         sums = jax.tree.map(jnp.zeros_like, sums)
@@ -240,10 +275,13 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
         save_samples(step)
       if checkpoint_now:
         checkpoints.save(step, state)
+      if eval_now:
+        last_eval = evaluate_and_log(step)
+        progress.restart_clock(step)  # Evaluation time is not training throughput.
     checkpoints.close()
     write_status(workdir, 'finished', step)
     exit_code = 0
-    return {'status': 'finished', 'step': step, 'metrics': last}
+    return {'status': 'finished', 'step': step, 'metrics': last, 'eval': last_eval}
   except Diverged as e:
     checkpoints.close()
     write_status(workdir, 'diverged', step, str(e))
