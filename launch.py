@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import pathlib
+import signal
 import sys
 
 from absl import app
@@ -118,6 +119,9 @@ def run_main(argv: list[str]) -> None:
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt as e:  # loop.Interrupted (checkpointed) or a second signal (not).
+    print(f'interrupted: {e}', file=sys.stderr)
+    sys.exit(128 + getattr(e, 'signum', signal.SIGINT))
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   unroll steps, stop_gradient (unrolled G update, Metz et al. 2017)
   optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player)
   train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
-         dtype, ema_decay
+         dtype, ema_decay, collapse_patience, collapse_d_loss, restarts, restart_lr_factor
   eval   eval_every, metrics, num_samples, batch_size, split, num_real, features, classifier,
          inception_weights, models_dir, mixture_samples, stacked_samples
   log    wandb ('auto' | 'online' | 'offline' | 'disabled'), project, group, name
@@ -75,6 +75,10 @@ def base() -> ConfigDict:
       keep_checkpoints=3,
       dtype='float32',    # compute dtype: 'float32' or 'bfloat16' (params stay float32).
       ema_decay=0.0,      # EMA of G's params for sampling; 0 disables.
+      collapse_patience=0,    # stop as diverged after this many consecutive logs (0: never) with
+      collapse_d_loss=1e-3,   # d_loss at or below this value (D winning outright).
+      restarts=0,             # on divergence, restart from the last good checkpoint this many times,
+      restart_lr_factor=0.5,  # multiplying both learning rates by this factor each time.
   ))
   c.eval = ConfigDict(dict(  # See gan_jax.metrics.evaluator.
       eval_every=0,

@@ -68,8 +68,11 @@ class RunLogger:
     if not self.enabled:
       return
     record = {'step': int(step), **{k: _to_json(v) for k, v in values.items()}}
-    with open(self.workdir / f'{name}.jsonl', 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    try:
+      with open(self.workdir / f'{name}.jsonl', 'a') as f:
+        f.write(json.dumps(record) + '\n')
+    except OSError as e:  # A full or failing disk loses this record, not the run.
+      logging.warning('%s.jsonl: the record of step %d was not written (%s); training continues', name, step, e)
     if name != 'metrics':
       values = {f'{name}/{k}': v for k, v in values.items()}
     self._wandb_log(step, values)

@@ -39,6 +39,22 @@ def existing_workdir(tmp_path_factory):
     (['--exp=vanilla:smoke', '--config.data.batch_size=0'], 'data.batch_size must be >= 1'),
     (['--exp=vanilla:smoke', '--config.model.g_channels=16'], r'differs in keys that change shapes \(model.g_channels: 8 -> 16\)'),
     (['--exp=vanilla:smoke', '--bogus_flag=1'], 'bogus_flag'),
+    (['--exp=vanilla:smoke', 'stray'], 'unexpected arguments stray'),
+    (['--exp=vanilla:smoke', '--config.train.d_steps=0'], r'train\.d_steps must be >= 1'),
+    (['--exp=vanilla:smoke', '--config.optim.d.lr=-1'], r'optim\.d: need lr > 0'),
+    (['--exp=vanilla:smoke', '--config.train.dtype=float16'], "unknown train.dtype 'float16'"),
+    (['--exp=vanilla:smoke', '--config.model.name=resnet'], "unknown model 'resnet'"),
+    (['--exp=vanilla:smoke', '--config.model.d_norm=group'], "unknown model.d_norm 'group'"),
+    (['--exp=vanilla:smoke', '--config.data.name=imagenet'], "unknown dataset 'imagenet'"),
+    (['--exp=vanilla:smoke', '--config.eval.metrics=fdi'], r"unknown eval metric\(s\) 'fdi'"),
+    (['--exp=vanilla:smoke', '--config.penalty.gp=10'], 'needs per-example input gradients'),
+    (['--exp=vanilla:smoke', '--config.train.restarts=-1'], r'train\.restarts must be >= 0'),
+    (['--exp=vanilla:smoke', '--config.train.restart_lr_factor=2'], r'train\.restart_lr_factor must be in \(0, 1\)'),
+    (['--exp=vanilla:smoke', '--sweep_index=0'], '--sweep_index needs --sweep'),
+    (['--exp=vanilla:smoke', '--sweep'], 'is not empty and holds no sweep'),
+    (['--mode=sample', '--num_samples=0'], '--num_samples must be >= 1'),
+    (['--mode=eval'], 'no eval metrics configured'),
+    (['--report=/nonexistent/runs'], 'is not a directory'),
 ])
 def test_bad_input_fails_fast_and_touches_nothing(existing_workdir, args, message):
   before = snapshot(existing_workdir)

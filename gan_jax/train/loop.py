@@ -9,10 +9,13 @@ Run directory:
   checkpoints/N/     Orbax checkpoints of the whole GANState
   wandb/             W&B run files (offline mode)
 """
+import copy
 import dataclasses
 import json
 import math
 import pathlib
+import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -41,7 +44,49 @@ EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt),
 
 
 class Diverged(Exception):
-  """Training produced non-finite losses; the last good checkpoint is kept."""
+  """Training produced non-finite values or collapsed; the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+  """SIGTERM or SIGINT stopped the run after checkpointing its last completed step.
+
+  A KeyboardInterrupt, so sweep runners stop the sweep and record the member as interrupted.
+  """
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
+
+class StopSignals:
+  """While active, SIGTERM and SIGINT only set `received` (the signal number); the loop stops cleanly.
+
+  A second signal while one is pending raises KeyboardInterrupt at once. Handlers are installed
+  only on the main thread (Python allows no others) and restored on exit.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received: int | None = None
+    self._previous = {}
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    if self.received is not None:
+      raise KeyboardInterrupt(f'second {signal.Signals(signum).name}: stopping without a checkpoint')
+    self.received = signum
+    logging.warning('%s received: finishing the current step, then checkpointing and stopping',
+                    signal.Signals(signum).name)
+
+  def __enter__(self) -> 'StopSignals':
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    return self
+
+  def __exit__(self, *exc) -> None:
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
 
 
 @dataclasses.dataclass
@@ -100,6 +145,11 @@ def validate(config) -> None:
                     "BatchNorm in D mixes across the batch; set --config.model.d_norm=layer, none or spectral")
   if config.unroll.steps < 0:
     raise UserError(f'unroll.steps must be >= 0 (got {config.unroll.steps})')
+  for name in ('collapse_patience', 'restarts'):
+    if t[name] < 0:
+      raise UserError(f'train.{name} must be >= 0, 0 meaning off (got {t[name]})')
+  if not 0.0 < t.restart_lr_factor < 1.0:
+    raise UserError(f'train.restart_lr_factor must be in (0, 1) (got {t.restart_lr_factor})')
   if config.eval.eval_every < 0:
     raise UserError(f'eval.eval_every must be >= 0, 0 meaning only at the end (got {config.eval.eval_every})')
   models.compute_dtype(t.dtype)
@@ -166,13 +216,40 @@ def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '
 def train_and_evaluate(config, workdir) -> dict[str, Any]:
   """Trains (or resumes) the run described by `config` in `workdir`.
 
+  On divergence, restarts up to `train.restarts` times from the last good checkpoint (or from
+  scratch if there is none) with both learning rates multiplied by `train.restart_lr_factor`;
+  config.json then records the lowered rates and status.json the restart count.
+
   Returns:
     {'status': 'finished', 'step': final step, 'metrics': last logged scalars,
-     'eval': last evaluation results ({} without config.eval.metrics)}.
+     'eval': last evaluation results ({} without config.eval.metrics), 'restarts': restarts used}.
 
   Raises:
-    UserError for bad input; Diverged when losses become non-finite.
+    UserError for bad input; Diverged when training diverges or collapses with no restart left;
+    Interrupted after SIGTERM/SIGINT (a checkpoint of the last completed step is written first).
   """
+  restarts = 0
+  while True:
+    try:
+      with StopSignals() as stop:
+        return {**_train_once(config, pathlib.Path(workdir), stop, restarts), 'restarts': restarts}
+    except Diverged as e:
+      if restarts == config.train.restarts:
+        raise
+      restarts += 1
+      config = copy.deepcopy(config)
+      for player in ('g', 'd'):
+        config.optim[player].lr *= config.train.restart_lr_factor
+      logging.warning('%s; restart %d of %d from the last good checkpoint with learning rates G %.3g, D %.3g',
+                      e, restarts, config.train.restarts, config.optim.g.lr, config.optim.d.lr)
+
+
+def _all_finite(tree) -> bool:
+  return bool(jax.jit(lambda t: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(t)])))(tree))
+
+
+def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int) -> dict[str, Any]:
+  """One attempt of train_and_evaluate (see there); `stop` carries a pending SIGTERM/SIGINT."""
   run = build_run(config)
   # Built before the workdir is touched: unknown metrics or missing classifier files fail first.
   evaluator = evaluator_lib.Evaluator(config, run.source) if config.eval.metrics else None
@@ -191,7 +268,7 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
   start = int(state.step)
 
   logger = log_lib.RunLogger(workdir, config_lib.to_dict(config), config.log, enabled=is_main)
-  write_status(workdir, 'running', start)
+  write_status(workdir, 'running', start, restarts=restarts)
   on_device = config.data.on_device or not run.source.is_image
   data = jax.device_put(run.source.arrays) if on_device else None
   iterate = steps_lib.make_iteration(run.train_step, run.source.draw, batch_size=config.data.batch_size,
@@ -213,12 +290,25 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
       return
     samples = np.asarray(generate(state, fixed_z))
     path = workdir / 'samples' / f'step_{step}.png'
-    if run.source.is_image:
-      plots.save_image_grid(samples, path)
-    else:
-      real = np.asarray(run.source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
-      plots.save_scatter(samples, path, real=real, modes=run.source.mixture.centers, title=f'step {step}')
+    try:
+      if run.source.is_image:
+        plots.save_image_grid(samples, path)
+      else:
+        real = np.asarray(run.source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
+        plots.save_scatter(samples, path, real=real, modes=run.source.mixture.centers, title=f'step {step}')
+    except OSError as e:  # A full or failing disk loses this grid, not the run.
+      logging.warning('sample grid of step %d not written (%s); training continues', step, e)
+      return
     logger.image(step, 'samples', path)
+
+  def save_checkpoint(step: int) -> None:
+    """Checkpoints `state` unless a parameter is non-finite (then the run has diverged)."""
+    if not _all_finite(state):
+      raise Diverged(f'non-finite parameters at step {step}; the last good checkpoint is kept '
+                     f'(steps {checkpoints.steps()}); lower the learning rates or add a penalty')
+    checkpoints.save(step, state)
+
+  collapsed_logs = 0  # Consecutive logs with d_loss <= train.collapse_d_loss.
 
   evaluate = make_evaluate(run, evaluator) if evaluator else None
 
@@ -250,6 +340,13 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
       state, sums = iterate(state, sums, batch, train_key)
       step += 1
       since_log += 1
+      if stop.received is not None:
+        save_checkpoint(step)
+        checkpoints.close()
+        name = signal.Signals(stop.received).name
+        message = f'{name} at step {step}: checkpoint written; rerun the same command to resume'
+        write_status(workdir, 'interrupted', step, message, restarts=restarts)
+        raise Interrupted(message, stop.received)
       if step < t.steps:
         batch = batch_for_step(step)
       log_now = step % t.log_every == 0 or step == t.steps
@@ -264,6 +361,12 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
         bad = ', '.join(f'{k}={v}' for k, v in means.items() if not math.isfinite(v))
         raise Diverged(f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
                        f'checkpoint is kept (steps {checkpoints.steps()}); lower the learning rates or add a penalty')
+      if log_now and t.collapse_patience:
+        collapsed_logs = collapsed_logs + 1 if means['d_loss'] <= t.collapse_d_loss else 0
+        if collapsed_logs >= t.collapse_patience:
+          raise Diverged(f'collapse: d_loss <= {t.collapse_d_loss:g} at {collapsed_logs} consecutive logs up to '
+                         f'step {step} (D wins outright); the last good checkpoint is kept (steps '
+                         f'{checkpoints.steps()})')
       if log_now:
         last = means
         steps_per_sec, line = progress.report(step, {**{k: last[k] for k in ('d_loss', 'g_loss')}, **last_eval})
@@ -274,17 +377,19 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
       if sample_now:
         save_samples(step)
       if checkpoint_now:
-        checkpoints.save(step, state)
+        save_checkpoint(step)
       if eval_now:
         last_eval = evaluate_and_log(step)
         progress.restart_clock(step)  # Evaluation time is not training throughput.
     checkpoints.close()
-    write_status(workdir, 'finished', step)
+    write_status(workdir, 'finished', step, restarts=restarts)
     exit_code = 0
     return {'status': 'finished', 'step': step, 'metrics': last, 'eval': last_eval}
   except Diverged as e:
     checkpoints.close()
-    write_status(workdir, 'diverged', step, str(e))
+    write_status(workdir, 'diverged', step, str(e), restarts=restarts)
+    raise
+  except Interrupted:
     raise
   except BaseException as e:
     checkpoints.close()
