@@ -42,6 +42,7 @@ def test_options_and_sweep():
   assert all(m.values['optim.g.lr'] == m.values['optim.d.lr'] for m in members)
 
 
+@pytest.mark.slow
 def test_wasserstein_critic_estimates_the_distance_between_shifted_gaussians():
   """W1(N(0,1), N(m,1)) = m, reached by the 1-Lipschitz critic D(x) = x.
 
