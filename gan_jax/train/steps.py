@@ -112,7 +112,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
       return x
     std = weights['instance_noise']
     if o.instance_noise_steps:
-      std = std * jnp.clip(1.0 - step / o.instance_noise_steps, 0.0, 1.0)
+      std = penalties.instance_noise_std(step, std, o.instance_noise_steps)
     return penalties.instance_noise(x, rng, std.astype(x.dtype))
 
   def penalty_terms(params, stats, real, fake, d_real, rng) -> dict[str, jax.Array]:
