@@ -32,9 +32,6 @@ def get_config(arg: str | None = None):
   for name in ('mnist', 'fashion_mnist', 'cifar10'):
     if name in options:
       c.data.name = name
-  if c.data.name in ('mnist', 'fashion_mnist'):  # The project's domain classifiers exist for these.
-    c.eval.metrics = ('classifier_fd', 'classifier_score')
-    c.eval.eval_every = 2000
   if 'ring' in options or 'grid' in options:
     c.data.name = 'ring' if 'ring' in options else 'grid'
     c.data.batch_size = 512
@@ -47,8 +44,7 @@ def get_config(arg: str | None = None):
     c.train.steps = 5000
     c.train.log_every = 250
     c.train.sample_every = 1000
-    c.eval.metrics = ('modes',)
-    c.eval.eval_every = 1000
+  config_lib.set_default_eval(c, eval_every=c.train.steps // 5)
   if 'smoke' in options:
     c.model.g_channels = c.model.d_channels = 8
     c.model.z_dim = min(c.model.z_dim, 16)

@@ -69,6 +69,7 @@ def get_config(arg: str | None = None):
     c.model.d_norm = 'none' if c.model.name == 'mlp' else 'batch'
     for player in (c.optim.g, c.optim.d):
       player.lr = 5e-5
+  config_lib.set_default_eval(c, eval_every=c.train.steps // 5)
   if 'smoke' in options:
     c.model.g_channels = c.model.d_channels = 8
     c.model.z_dim = min(c.model.z_dim, 16)
@@ -79,6 +80,7 @@ def get_config(arg: str | None = None):
     c.train.log_every = 5
     c.train.sample_every = 10
     c.train.checkpoint_every = 10
+    c.eval.metrics = ()  # Tests add the metrics they check.
   return c
 
 

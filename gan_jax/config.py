@@ -98,6 +98,20 @@ def base() -> ConfigDict:
   return c
 
 
+def set_default_eval(c: ConfigDict, eval_every: int) -> ConfigDict:
+  """Sets the metrics a data set is evaluated on by default, every `eval_every` steps.
+
+  MNIST and Fashion-MNIST: classifier FD and classifier score (the project's classifiers);
+  2D mixtures: mode coverage; Stacked MNIST: modes of 1000; other sets: none (FID needs the
+  user's Inception weights file, see BUILD.md).
+  """
+  defaults = {'mnist': ('classifier_fd', 'classifier_score'), 'fashion_mnist': ('classifier_fd', 'classifier_score'),
+              'ring': ('modes',), 'grid': ('modes',), 'stacked_mnist': ('stacked_modes',)}
+  c.eval.metrics = defaults.get(c.data.name, ())
+  c.eval.eval_every = eval_every
+  return c
+
+
 def _parse_value(text: str, current: Any, key: str) -> Any:
   """Parses `text` into the type of the field's current value."""
   def bad(expected: str) -> UserError:
