@@ -144,6 +144,16 @@ def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '
   tmp.replace(workdir / 'status.json')
 
 
+def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Path, step: int) -> None:
+  """Writes G's samples [N, *source.shape] to `path` (PNG): an image grid, or for 2D data a scatter
+  plot over real points and the mixture's modes."""
+  if source.is_image:
+    plots.save_image_grid(samples, path)
+  else:
+    real = np.asarray(source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
+    plots.save_scatter(samples, path, real=real, modes=source.mixture.centers, title=f'step {step}')
+
+
 def train_and_evaluate(config, workdir) -> dict[str, Any]:
   """Trains (or resumes) the run described by `config` in `workdir`.
 
@@ -189,13 +199,8 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
   def save_samples(step: int) -> None:
     if not is_main:
       return
-    samples = np.asarray(generate(state, fixed_z))
     path = workdir / 'samples' / f'step_{step}.png'
-    if run.source.is_image:
-      plots.save_image_grid(samples, path)
-    else:
-      real = np.asarray(run.source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
-      plots.save_scatter(samples, path, real=real, modes=run.source.mixture.centers, title=f'step {step}')
+    write_samples(run.source, np.asarray(generate(state, fixed_z)), path, step)
     logger.image(step, 'samples', path)
 
   step = start
