@@ -6,11 +6,15 @@ Both runners go through the whole sweep machinery (sweep_runners.launch: per-mem
 config.json, metrics.jsonl, a final sample plot and checkpoint; W&B disabled). The sequential
 runner runs `--sequential_runs` of the members and its total for all `--runs` is extrapolated from
 them (stated in the table); --sequential_runs=RUNS measures all of them. Prints a table with the
-wall time ratio.
+wall time ratio, and the training loops' throughput alone (run-iterations per second, the median
+of the steps_per_sec the members logged, times the runs sharing the program), which leaves out
+what each member costs besides training (compiling, sample plots, checkpoints).
 """
 import argparse
+import json
 import os
 import pathlib
+import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +37,16 @@ def time_sweep(exp: str, runner: str, overrides: list[tuple[str, str]], spec: di
   return seconds
 
 
+def run_iterations_per_sec(directory: pathlib.Path, runs_per_program: int) -> float:
+  """Median logged steps_per_sec over the members' logs (the first log of each, which follows the
+  step-0 sample plot, left out), times the runs each program trains."""
+  rates = []
+  for path in directory.glob('*/metrics.jsonl'):
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    rates += [r['steps_per_sec'] for r in records[1:]]
+  return statistics.median(rates) * runs_per_program
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--exp', default='vanilla:ring')
@@ -49,17 +63,21 @@ def main() -> None:
     tmp = pathlib.Path(tmp)
     vectorized = time_sweep(args.exp, 'vectorized', overrides, spec, f'0-{args.runs - 1}', tmp / 'vectorized')
     sequential = time_sweep(args.exp, 'sequential', overrides, spec, f'0-{measured - 1}', tmp / 'sequential')
+    loop_rates = {'vectorized': run_iterations_per_sec(tmp / 'vectorized', args.runs),
+                  'sequential': run_iterations_per_sec(tmp / 'sequential', 1)}
   sequential_total = sequential * args.runs / measured
   device = jax.devices()[0]
   print(f'\n{args.exp}, {args.runs} seeds x {args.steps} steps; {device.platform} ({device.device_kind}), '
         f'{os.cpu_count()} CPU cores, jax {jax.__version__}')
-  print('| runner | runs timed | wall s (timed) | s per run | wall s for all runs | ratio |')
-  print('|---|---|---|---|---|---|')
+  print('| runner | runs timed | wall s (timed) | s per run | wall s for all runs | wall ratio | '
+        'train loop run-iterations/s | loop ratio |')
+  print('|---|---|---|---|---|---|---|---|')
   estimated = ' (estimated)' if measured < args.runs else ''
   print(f'| sequential | {measured} | {sequential:.1f} | {sequential / measured:.2f} | '
-        f'{sequential_total:.1f}{estimated} | 1.0 |')
+        f'{sequential_total:.1f}{estimated} | 1.0 | {loop_rates["sequential"]:.0f} | 1.0 |')
   print(f'| vectorized | {args.runs} | {vectorized:.1f} | {vectorized / args.runs:.2f} | {vectorized:.1f} | '
-        f'{sequential_total / vectorized:.1f}x |')
+        f'{sequential_total / vectorized:.1f}x | {loop_rates["vectorized"]:.0f} | '
+        f'{loop_rates["vectorized"] / loop_rates["sequential"]:.2f}x |')
 
 
 if __name__ == '__main__':
