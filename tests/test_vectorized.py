@@ -112,9 +112,10 @@ def test_vectorized_runs_match_the_same_runs_made_one_by_one(tmp_path):
 @pytest.mark.slow
 def test_vectorized_dcgan_with_batchnorm_matches_a_run_made_alone(tmp_path, data_dir):
   """MNIST DCGAN smoke, two runs vectorized (BatchNorm statistics per run inside the vmapped
-  program); the second one (other seed and D learning rate) also made alone."""
-  configs = [_config('vanilla:smoke', train__seed=seed, train__steps=10, train__sample_every=0, optim__d__lr=lr)
-             for seed, lr in ((0, 2e-4), (1, 1e-3))]
+  program, real batches drawn on the host per run); the second one (other seed and D learning
+  rate) also made alone."""
+  configs = [_config('vanilla:smoke', train__seed=seed, train__steps=10, train__sample_every=0, optim__d__lr=lr,
+                     data__on_device=False) for seed, lr in ((0, 2e-4), (1, 1e-3))]
   vectorized.train_members(configs, [tmp_path / 'vec0', tmp_path / 'vec1'])
   loop.train_and_evaluate(configs[1], tmp_path / 'alone')
   alone, vec = _records(tmp_path / 'alone'), _records(tmp_path / 'vec1')
@@ -140,7 +141,8 @@ DIVERGING_NAME = 'd.lr=1e+10,g.lr=1e+10'
 _SWEEP_SCRIPT = ('import json, sys\n'
                  'from gan_jax import sweep_runners\n'
                  'a = json.loads(sys.argv[1])\n'
-                 "sys.exit(sweep_runners.launch(a['exp'], a['overrides'], a['dir'], runner='vectorized', spec=a['spec']))\n")
+                 "sys.exit(sweep_runners.launch(a['exp'], a['overrides'], a['dir'], runner='vectorized',\n"
+                 "                              spec=a['spec']))\n")
 
 
 def _start_sweep(directory: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:

@@ -111,8 +111,8 @@ class _Member:
   last: dict = dataclasses.field(default_factory=dict)
 
   def end(self, status: str, message: str = '') -> None:
-    """Waits for its checkpoint writes, writes status.json and closes its W&B run."""
-    self.live = False
+    """Records how the run ended (status.json), waits for its checkpoint writes, closes its W&B run."""
+    self.live, self.status, self.message = False, status, message
     self.checkpoints.close()
     loop.write_status(self.workdir, status, self.step, message)
     if self.logger is not None:
@@ -147,36 +147,33 @@ def train_members(configs: list, workdirs: list, on_done: OnDone | None = None) 
   run = loop.build_run(config)
   on_done = on_done or (lambda *_: None)
 
+  workdirs = [loop.prepare_workdir(c, workdir) for c, workdir in zip(configs, workdirs)]
   keys = _stack([jax.random.split(jax.random.key(c.train.seed), 3) for c in configs])  # As train_and_evaluate.
   fresh = jax.jit(jax.vmap(run.init_state))(keys[:, 0])
-  members = []
-  for i, (c, workdir) in enumerate(zip(configs, workdirs)):
-    workdir = loop.prepare_workdir(c, workdir)
-    state = state_lib.with_hyperparams(_lane(fresh, i), c)
-    checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', c.train.keep_checkpoints)
-    restored = checkpoints.restore_latest(state)
-    if restored is not None:
-      state = state_lib.with_hyperparams(restored, c)
-      logging.info('resumed from checkpoint at step %d in %s', int(state.step), workdir)
-    members.append(_Member(i, c, workdir, checkpoints, state, keys[i, 1], keys[i, 2], step=int(state.step)))
-
-  results: list[dict[str, Any]] = [{} for _ in configs]
-  by_start: dict[int, list[_Member]] = {}
-  for m in members:
-    by_start.setdefault(m.step, []).append(m)
+  members: list[_Member] = []
   try:
+    for i, (c, workdir) in enumerate(zip(configs, workdirs)):
+      state = state_lib.with_hyperparams(_lane(fresh, i), c)
+      checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', c.train.keep_checkpoints)
+      members.append(_Member(i, c, workdir, checkpoints, state, keys[i, 1], keys[i, 2]))
+      restored = checkpoints.restore_latest(state)
+      if restored is not None:
+        members[-1].state = state_lib.with_hyperparams(restored, c)
+        members[-1].step = int(restored.step)
+        logging.info('resumed from checkpoint at step %d in %s', members[-1].step, workdir)
+    by_start: dict[int, list[_Member]] = {}
+    for m in members:
+      by_start.setdefault(m.step, []).append(m)
     for start, part in sorted(by_start.items()):
       if len(by_start) > 1:
         logging.info('%d run(s) resume from step %d', len(part), start)
       _train_lanes(run, part, start, on_done)
-      for m in part:
-        results[m.index] = {'status': m.status, 'step': m.step, 'metrics': m.last, 'message': m.message}
   except BaseException as e:
     for m in members:
       if m.live:
         m.end('failed', f'{type(e).__name__}: {e}')
     raise
-  return results
+  return [{'status': m.status, 'step': m.step, 'metrics': m.last, 'message': m.message} for m in members]
 
 
 def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnDone) -> None:
@@ -200,7 +197,8 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       return data
     draws = []
     for m in members:
-      flat = run.source.draw_host(np.random.default_rng([m.config.train.seed, step]), t.d_steps * config.data.batch_size)
+      rng = np.random.default_rng([m.config.train.seed, step])
+      flat = run.source.draw_host(rng, t.d_steps * config.data.batch_size)
       draws.append({k: v.reshape(t.d_steps, config.data.batch_size, *v.shape[1:]) for k, v in flat.items()})
     return jax.tree.map(lambda *xs: np.stack(xs), *draws)
 
@@ -255,7 +253,6 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       if bad:
         message = (f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
                    f'checkpoint is kept (steps {m.checkpoints.steps()}); lower the learning rates or add a penalty')
-        m.status, m.message = 'diverged', message
         m.end('diverged', message)
         lanes.remove(lane)
         logging.warning('%s diverged: %s', m.workdir.name, message)
@@ -275,7 +272,5 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       for lane in lanes:
         members[lane].checkpoints.save(step, _lane(state, lane))
   for lane in lanes:
-    m = members[lane]
-    m.status, m.message = 'finished', ''
-    m.end('finished')
-    on_done(m.index, 'finished', '')
+    members[lane].end('finished')
+    on_done(members[lane].index, 'finished', '')
