@@ -5,7 +5,7 @@ overrides any config field (type-checked; unknown keys are an error listing the 
 
 Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.py):
   --sweep [--sweep_filter=loss=hinge,train.seed=0] [--sweep_index=0-3] [--dry_run]
-          [--runner=sequential|processes [--parallel=N]] [--workdir=SWEEP_DIR (reuse it to resume)]
+          [--runner=sequential|processes|vectorized [--parallel=N]] [--workdir=SWEEP_DIR (reuse it to resume)]
   --sweep --wandb_sweep     writes SWEEP_DIR/sweep.yaml for `wandb sweep` / `wandb agent`
   --report=DIR              report.md, report.csv and plots from the run directories under DIR
 Mistakes a user can fix print one line `error: ...` and exit with status 2.

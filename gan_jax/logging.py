@@ -37,7 +37,10 @@ def resolve_wandb_mode(mode: str) -> str:
 
 
 class RunLogger:
-  """Appends scalars to <workdir>/<name>.jsonl and mirrors them (and images) to W&B."""
+  """Appends scalars to <workdir>/<name>.jsonl and mirrors them (and images) to W&B.
+
+  Several loggers may be open at once in one process (the vectorized sweep runner), each its own W&B run.
+  """
 
   def __init__(self, workdir: pathlib.Path, config_dict: dict, log_config, enabled: bool = True):
     self.workdir = pathlib.Path(workdir)
@@ -57,7 +60,7 @@ class RunLogger:
       id_file.write_text(run_id)
       self._wandb_run = wandb.init(
           project=log_config.project, group=log_config.group or None, name=log_config.name or None,
-          dir=str(self.workdir), config=config_dict, mode=mode, id=run_id, resume='allow',
+          dir=str(self.workdir), config=config_dict, mode=mode, id=run_id, resume='allow', reinit='create_new',
           settings=wandb.Settings(silent=True, console='off'))
     except Exception as e:  # W&B must never stop training.
       logging.warning('W&B could not start (%s: %s); logging to metrics.jsonl only', type(e).__name__, e)

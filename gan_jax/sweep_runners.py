@@ -22,6 +22,9 @@ Runners (RUNNERS; each is `fn(jobs, table, options)`, runs every job and reports
   sequential  one member after another in this process (the default).
   processes   one `python launch.py` subprocess per local GPU (CUDA_VISIBLE_DEVICES masks the
               others), or --parallel=N processes sharing the CPU or the GPUs.
+  vectorized  members that differ only in values that change no shapes (seeds, Adam
+              hyperparameters, penalty weights: gan_jax/train/vectorized.py) run as one
+              jax.vmap-ed program per group of such members; the groups run one after another.
 """
 import collections
 import dataclasses
@@ -420,14 +423,45 @@ def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None
     raise
 
 
+def run_vectorized(jobs: list[Job], table: Table, options: RunnerOptions) -> None:
+  """Runs each group of members that share a program as one vmapped program, group after group.
+
+  A group that crashes (rather than diverging member by member) fails its unfinished members and
+  the sweep goes on with the next group.
+  """
+  del options
+  from gan_jax.train import vectorized
+  for group in vectorized.group_by_program([job.config for job in jobs]):
+    members = [jobs[i] for i in group]
+    logging.info('sweep: %d member(s) as one vectorized program: %s', len(members),
+                 ', '.join(job.member.name for job in members))
+    for job in members:
+      table.started(job)
+    pending = dict(enumerate(members))
+
+    def done(position: int, status: str, error: str) -> None:
+      table.finished(pending.pop(position), status, error)
+
+    try:
+      vectorized.train_members([job.config for job in members], [job.workdir for job in members], on_done=done)
+    except KeyboardInterrupt:
+      for job in pending.values():
+        table.finished(job, 'interrupted')
+      raise
+    except Exception as e:  # A crashing group is recorded and the sweep goes on.
+      logging.debug('%s', traceback.format_exc())
+      for job in pending.values():
+        table.finished(job, 'failed', _failure(job, e))
+
+
 # Name -> runner. A runner gets the jobs still to run (finished members are already skipped),
 # the sweep's Table and the RunnerOptions; it must call table.started(job) and
-# table.finished(job, status, error) for each job and let KeyboardInterrupt through. A
-# 'vectorized' runner (members differing only in values that keep shapes, run as one vmapped
-# program) registers here; launch.py's --runner choices are this dict's keys.
+# table.finished(job, status, error) for each job and let KeyboardInterrupt through.
+# launch.py's --runner choices are this dict's keys.
 RUNNERS: dict[str, Callable[[list[Job], Table, RunnerOptions], None]] = {
     'sequential': run_sequential,
     'processes': run_processes,
+    'vectorized': run_vectorized,
 }
 
 

@@ -213,6 +213,22 @@ def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '
   tmp.replace(workdir / 'status.json')
 
 
+def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Path, step: int) -> bool:
+  """Writes G's samples [N, *source.shape] to `path` (PNG): an image grid, or for 2D data a scatter
+  plot over real points and the mixture's modes. Returns False (with a warning) if the disk failed:
+  a full disk loses the picture, not the run."""
+  try:
+    if source.is_image:
+      plots.save_image_grid(samples, path)
+    else:
+      real = np.asarray(source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
+      plots.save_scatter(samples, path, real=real, modes=source.mixture.centers, title=f'step {step}')
+  except OSError as e:
+    logging.warning('sample grid of step %d not written (%s); training continues', step, e)
+    return False
+  return True
+
+
 def train_and_evaluate(config, workdir) -> dict[str, Any]:
   """Trains (or resumes) the run described by `config` in `workdir`.
 
@@ -288,16 +304,8 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
   def save_samples(step: int) -> None:
     if not is_main:
       return
-    samples = np.asarray(generate(state, fixed_z))
     path = workdir / 'samples' / f'step_{step}.png'
-    try:
-      if run.source.is_image:
-        plots.save_image_grid(samples, path)
-      else:
-        real = np.asarray(run.source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
-        plots.save_scatter(samples, path, real=real, modes=run.source.mixture.centers, title=f'step {step}')
-    except OSError as e:  # A full or failing disk loses this grid, not the run.
-      logging.warning('sample grid of step %d not written (%s); training continues', step, e)
+    if not write_samples(run.source, np.asarray(generate(state, fixed_z)), path, step):
       return
     logger.image(step, 'samples', path)
 

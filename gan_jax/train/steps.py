@@ -237,6 +237,13 @@ def make_iteration(train_step: Callable, draw: Callable[[Any, jax.Array, int], d
   loop body run an order of magnitude slower than the same ops at the top level of a program,
   and a Python loop of asynchronously dispatched iterations costs nothing measurable on GPU.
   """
+  iterate = iteration_fn(train_step, draw, batch_size=batch_size, d_steps=d_steps, on_device=on_device)
+  return jax.jit(iterate, donate_argnums=(0, 1))
+
+
+def iteration_fn(train_step: Callable, draw: Callable[[Any, jax.Array, int], dict], *, batch_size: int,
+                 d_steps: int, on_device: bool) -> Callable:
+  """The pure (not jitted) iteration that make_iteration jits; gan_jax/train/vectorized.py vmaps it."""
 
   def iterate(state: GANState, metric_sums: Metrics, data, key: jax.Array):
     rng = jax.random.fold_in(key, state.step)
@@ -249,7 +256,7 @@ def make_iteration(train_step: Callable, draw: Callable[[Any, jax.Array, int], d
     state, metrics = train_step(state, batch, step_rng)
     return state, jax.tree.map(jnp.add, metric_sums, metrics)
 
-  return jax.jit(iterate, donate_argnums=(0, 1))
+  return iterate
 
 
 def zero_metrics(train_step: Callable, state: GANState, batch: dict, rng: jax.Array) -> Metrics:

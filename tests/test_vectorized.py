@@ -1,0 +1,230 @@
+"""The vectorized runner: grouping by program, equivalence with runs made one by one, and (slow) a
+sweep through sweep_runners.launch killed midway, resumed, with a diverging member, then reported."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import checkpoint as checkpoint_lib
+from gan_jax import experiments
+from gan_jax import report
+from gan_jax.errors import UserError
+from gan_jax.train import loop
+from gan_jax.train import vectorized
+from tests import wandb_records
+from tests.conftest import REPO_ROOT
+
+
+def _config(exp='vanilla:ring,smoke', **overrides):
+  items = [('log.wandb', 'disabled')] + [(k.replace('__', '.'), str(v)) for k, v in overrides.items()]
+  return experiments.load_config(exp, items)
+
+
+def test_runs_differing_in_seeds_adam_and_penalty_weights_share_a_program():
+  configs = [
+      _config(),                                                             # 0
+      _config(train__seed=3, optim__g__lr=1e-4, optim__d__b1=0.0),           # 0
+      _config(loss='hinge'),                                                 # 1: another loss
+      _config(penalty__r1=1.0),                                              # 2: R1 switched on
+      _config(penalty__r1=10.0, train__seed=1, log__name='x', log__group='g'),  # 2: only its weight differs
+      _config(train__d_steps=2),                                             # 3: another program
+      _config(train__steps=40),                                              # 4: another host loop
+  ]
+  assert vectorized.group_by_program(configs) == [[0, 1], [2], [3, 4], [5], [6]]
+
+
+def test_runs_that_do_not_share_a_program_are_refused(tmp_path):
+  with pytest.raises(UserError, match='differ only in train.seed'):
+    vectorized.train_members([_config(), _config(loss='hinge')], [tmp_path / 'a', tmp_path / 'b'])
+  assert not (tmp_path / 'a').exists()
+
+
+def _records(workdir: pathlib.Path) -> list[dict]:
+  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
+def _final_state(workdir: pathlib.Path, config):
+  run = loop.build_run(config)
+  checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints')
+  state = checkpoints.restore_latest(run.init_state(jax.random.key(0)))
+  checkpoints.close()
+  return state
+
+
+def _assert_same_runs(configs, sequential_dirs, vectorized_dirs, rtol):
+  for config, a, b in zip(configs, sequential_dirs, vectorized_dirs):
+    seq, vec = _records(a), _records(b)
+    assert [r['step'] for r in vec] == [r['step'] for r in seq] == [5, 10, 15, 20]
+    for key in ('d_loss', 'g_loss', 'd_real', 'd_fake', 'g_grad_norm'):
+      np.testing.assert_allclose([r[key] for r in vec], [r[key] for r in seq], rtol=rtol, err_msg=f'{b.name} {key}')
+    state_a, state_b = _final_state(a, config), _final_state(b, config)
+    assert int(state_b.step) == 20
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(y, x, rtol=rtol, atol=1e-6), state_a.g.params,
+                 state_b.g.params)
+    assert float(state_b.g.opt_state.hyperparams['learning_rate']) == pytest.approx(config.optim.g.lr)
+    saved_a, saved_b = json.loads((a / 'config.json').read_text()), json.loads((b / 'config.json').read_text())
+    saved_a['log'].pop('wandb'), saved_b['log'].pop('wandb')
+    assert saved_b == saved_a
+    assert json.loads((b / 'status.json').read_text()) == {'status': 'finished', 'step': 20, 'message': ''}
+    assert sorted(p.name for p in (b / 'samples').iterdir()) == ['step_0.png', 'step_10.png', 'step_20.png']
+
+
+@pytest.mark.slow
+def test_vectorized_runs_match_the_same_runs_made_one_by_one(tmp_path):
+  """Two ring runs vectorized, each with its own W&B run; the second (other seed, other learning
+  rates) gives the same metrics, parameters and outputs as train_and_evaluate gives it alone; its
+  checkpoint is then resumed by train_and_evaluate."""
+  configs = [_config(train__seed=0, log__wandb='offline'),
+             _config(train__seed=1, optim__g__lr=3e-4, optim__d__lr=2e-3, log__wandb='offline')]
+  vectorized_dirs = [tmp_path / f'vec{i}' for i in range(2)]
+  done = []
+  results = vectorized.train_members(configs, vectorized_dirs, on_done=lambda *args: done.append(args))
+  assert done == [(0, 'finished', ''), (1, 'finished', '')]
+  assert [(r['status'], r['step']) for r in results] == [('finished', 20)] * 2
+  for workdir in vectorized_dirs:
+    wandb_run = wandb_records.summary(workdir)
+    assert wandb_run['exit_code'] == 0 and {5, 10, 15, 20} <= set(wandb_run['history_steps']), wandb_run
+  # The different seeds and learning rates gave different runs.
+  assert _records(vectorized_dirs[0])[-1]['d_loss'] != _records(vectorized_dirs[1])[-1]['d_loss']
+
+  config = configs[1]
+  config.log.wandb = 'disabled'
+  loop.train_and_evaluate(config, tmp_path / 'alone')
+  _assert_same_runs([config], [tmp_path / 'alone'], vectorized_dirs[1:], rtol=1e-4)
+
+  config.train.steps = 30
+  result = loop.train_and_evaluate(config, vectorized_dirs[1])
+  assert result['step'] == 30
+  assert [r['step'] for r in _records(vectorized_dirs[1])] == [5, 10, 15, 20, 25, 30]
+
+
+@pytest.mark.slow
+def test_vectorized_dcgan_with_batchnorm_matches_a_run_made_alone(tmp_path, data_dir):
+  """MNIST DCGAN smoke, two runs vectorized (BatchNorm statistics per run inside the vmapped
+  program, real batches drawn on the host per run); the second one (other seed and D learning
+  rate) also made alone."""
+  configs = [_config('vanilla:smoke', train__seed=seed, train__steps=10, train__sample_every=0, optim__d__lr=lr,
+                     data__on_device=False) for seed, lr in ((0, 2e-4), (1, 1e-3))]
+  vectorized.train_members(configs, [tmp_path / 'vec0', tmp_path / 'vec1'])
+  loop.train_and_evaluate(configs[1], tmp_path / 'alone')
+  alone, vec = _records(tmp_path / 'alone'), _records(tmp_path / 'vec1')
+  assert [r['step'] for r in vec] == [r['step'] for r in alone] == [5, 10]
+  for key in ('d_loss', 'g_loss'):
+    np.testing.assert_allclose([r[key] for r in vec], [r[key] for r in alone], rtol=1e-3, err_msg=key)
+  assert _records(tmp_path / 'vec0')[-1]['d_loss'] != vec[-1]['d_loss']
+  state_alone, state_vec = _final_state(tmp_path / 'alone', configs[1]), _final_state(tmp_path / 'vec1', configs[1])
+  assert state_vec.d.batch_stats
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(y, x, rtol=1e-3, atol=1e-5), state_alone.d.batch_stats,
+               state_vec.d.batch_stats)
+
+
+# ---------------------------------------------------------------------------------------------
+# A sweep through sweep_runners.launch.
+
+SWEEP_OVERRIDES = [('log.wandb', 'disabled'), ('train.steps', '100'), ('train.log_every', '10'),
+                   ('train.checkpoint_every', '20'), ('train.sample_every', '100')]
+GRID = {'product': {'optim.d.lr': [0.001, 0.003], 'train.seed': [0, 1]}}
+DIVERGING = {'zip': {'optim.d.lr': [1e10], 'optim.g.lr': [1e10]}}
+GRID_NAMES = ['d.lr=0.001,seed=0', 'd.lr=0.001,seed=1', 'd.lr=0.003,seed=0', 'd.lr=0.003,seed=1']
+DIVERGING_NAME = 'd.lr=1e+10,g.lr=1e+10'
+_SWEEP_SCRIPT = ('import json, sys\n'
+                 'from gan_jax import sweep_runners\n'
+                 'a = json.loads(sys.argv[1])\n'
+                 "sys.exit(sweep_runners.launch(a['exp'], a['overrides'], a['dir'], runner='vectorized',\n"
+                 "                              spec=a['spec']))\n")
+
+
+def _start_sweep(directory: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:
+  args = json.dumps({'exp': 'vanilla:ring,smoke', 'overrides': SWEEP_OVERRIDES, 'dir': str(directory),
+                     'spec': [GRID, DIVERGING]})
+  with open(log, 'a') as f:
+    return subprocess.Popen([sys.executable, '-c', _SWEEP_SCRIPT, args], cwd=REPO_ROOT, stdout=f,
+                            stderr=subprocess.STDOUT, start_new_session=True, env=dict(os.environ))
+
+
+def _status(workdir: pathlib.Path) -> dict:
+  try:
+    return json.loads((workdir / 'status.json').read_text())
+  except (FileNotFoundError, json.JSONDecodeError):
+    return {}
+
+
+def _checkpoints(workdir: pathlib.Path) -> list[int]:
+  return sorted(int(p.name) for p in (workdir / 'checkpoints').glob('*') if p.name.isdigit())
+
+
+def _table(directory: pathlib.Path) -> dict:
+  return {row['name']: row for row in map(json.loads, (directory / 'sweep.jsonl').read_text().splitlines())}
+
+
+@pytest.mark.slow
+def test_vectorized_sweep_is_killed_resumed_and_reported(tmp_path):
+  """A 2x2 grid (D learning rate x seed) plus a member with an absurd learning rate: five members
+  of one program. Killed (SIGKILL) once every grid member has a checkpoint and none has finished,
+  then resumed; the diverging member fails while the others finish; then the report."""
+  directory = tmp_path / 'vec'
+  log = tmp_path / 'sweep.log'
+  process = _start_sweep(directory, log)
+  deadline = time.monotonic() + 120
+  killed = False
+  try:
+    while time.monotonic() < deadline and process.poll() is None:
+      statuses = [_status(directory / n).get('status') for n in GRID_NAMES]
+      if statuses == ['running'] * 4 and all(_checkpoints(directory / n) for n in GRID_NAMES):
+        killed = True
+        break
+      time.sleep(0.01)
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+  assert killed, f'the sweep ended before it could be killed midway:\n{log.read_text()[-3000:]}'
+  at_kill = {n: _checkpoints(directory / n)[-1] for n in GRID_NAMES}
+  assert all(step < 100 for step in at_kill.values()), at_kill
+  assert {row['status'] for name, row in _table(directory).items() if name in GRID_NAMES} == {'running'}
+
+  resumed = _start_sweep(directory, log)
+  assert resumed.wait(timeout=180) == 1, log.read_text()[-3000:]
+  output = log.read_text()
+  assert '4 of 5 member(s) finished' in output, output[-3000:]
+  table = _table(directory)
+  assert list(table) == GRID_NAMES + [DIVERGING_NAME]
+  for name in GRID_NAMES:
+    row = table[name]
+    assert (row['status'], row['step'], row['error'], row['workdir']) == ('finished', 100, '', name), row
+    workdir = directory / name
+    config = json.loads((workdir / 'config.json').read_text())
+    assert config['log']['group'] == 'vanilla_ring_smoke-vec' and config['log']['name'] == name
+    assert config['optim']['d']['lr'] == float(name.split(',')[0].split('=')[1])
+    assert (workdir / 'samples' / 'step_100.png').exists() and _checkpoints(workdir)[-1] == 100
+    # Resumed from its own last checkpoint: the steps logged after the restart begin right after it.
+    steps = [r['step'] for r in _records(workdir)]
+    restarts = [i for i in range(1, len(steps)) if steps[i] <= steps[i - 1]]
+    assert len(restarts) <= 1, steps
+    assert steps[restarts[0]] == at_kill[name] + 10 if restarts else steps[0] == 10, (steps, at_kill)
+    assert sorted(set(steps)) == list(range(10, 101, 10))
+  failed = table[DIVERGING_NAME]
+  assert failed['status'] == 'failed' and failed['error'].startswith('diverged: non-finite values'), failed
+  assert _status(directory / DIVERGING_NAME)['status'] == 'diverged'
+  assert not _checkpoints(directory / DIVERGING_NAME)  # Diverged before its first checkpoint.
+  # The runs learned something different per member: seeds and learning rates gave different losses.
+  finals = {name: _records(directory / name)[-1]['d_loss'] for name in GRID_NAMES}
+  assert len(set(finals.values())) == 4 and all(np.isfinite(list(finals.values())))
+
+  summary = report.write_report(directory)
+  assert '5 run(s)' in summary, summary
+  rows = list(__import__('csv').DictReader((directory / 'report.csv').open()))
+  assert sorted((r['optim.d.lr'], r['runs'], r['status']) for r in rows) == [
+      ('0.001', '2', '2 finished'), ('0.003', '2', '2 finished'), ('10000000000.0', '1', '1 diverged')]
+  for row in rows:
+    lr = row['optim.d.lr']
+    if lr == '10000000000.0':
+      continue
+    values = [finals[f'd.lr={lr},seed={seed}'] for seed in (0, 1)]
+    assert float(row['d_loss_final_mean']) == pytest.approx(np.mean(values), rel=1e-12)
