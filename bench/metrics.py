@@ -55,9 +55,9 @@ def evaluator_seconds() -> float:
   run = loop.build_run(config)
   evaluate = loop.make_evaluate(run, evaluator_lib.Evaluator(config, run.source))  # Real stats cached here.
   state = run.init_state(jax.random.key(0))
-  evaluate(state, 0)  # Compiles the generator and the classifier.
+  evaluate(state, 0, 0)  # Compiles the generator and the classifier.
   started = time.perf_counter()
-  evaluate(state, 1)
+  evaluate(state, 1, 0)
   return time.perf_counter() - started
 
 

@@ -46,8 +46,8 @@ def test_runs_that_do_not_share_a_program_are_refused(tmp_path):
   assert not (tmp_path / 'a').exists()
 
 
-def _records(workdir: pathlib.Path) -> list[dict]:
-  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+def _records(workdir: pathlib.Path, name: str = 'metrics') -> list[dict]:
+  return [json.loads(line) for line in (workdir / f'{name}.jsonl').read_text().splitlines()]
 
 
 def _final_state(workdir: pathlib.Path, config):
@@ -81,8 +81,9 @@ def test_vectorized_runs_match_the_same_runs_made_one_by_one(tmp_path):
   """Two ring runs vectorized, each with its own W&B run; the second (other seed, other learning
   rates) gives the same metrics, parameters and outputs as train_and_evaluate gives it alone; its
   checkpoint is then resumed by train_and_evaluate."""
-  configs = [_config(train__seed=0, log__wandb='offline'),
-             _config(train__seed=1, optim__g__lr=3e-4, optim__d__lr=2e-3, log__wandb='offline')]
+  evaluated = dict(eval__metrics='modes', eval__eval_every=10, eval__mixture_samples=500)
+  configs = [_config(train__seed=0, log__wandb='offline', **evaluated),
+             _config(train__seed=1, optim__g__lr=3e-4, optim__d__lr=2e-3, log__wandb='offline', **evaluated)]
   vectorized_dirs = [tmp_path / f'vec{i}' for i in range(2)]
   done = []
   results = vectorized.train_members(configs, vectorized_dirs, on_done=lambda *args: done.append(args))
@@ -98,6 +99,11 @@ def test_vectorized_runs_match_the_same_runs_made_one_by_one(tmp_path):
   config.log.wandb = 'disabled'
   loop.train_and_evaluate(config, tmp_path / 'alone')
   _assert_same_runs([config], [tmp_path / 'alone'], vectorized_dirs[1:], rtol=1e-4)
+  # Each run is evaluated with its own seed's draws, as it would be alone.
+  alone_eval, vec_eval = (_records(d, 'eval') for d in (tmp_path / 'alone', vectorized_dirs[1]))
+  assert [r['step'] for r in vec_eval] == [r['step'] for r in alone_eval] == [10, 20]
+  for a, b in zip(alone_eval, vec_eval):
+    assert b['modes'] == a['modes'] and abs(b['high_quality'] - a['high_quality']) <= 0.01, (a, b)
 
   config.train.steps = 30
   result = loop.train_and_evaluate(config, vectorized_dirs[1])

@@ -68,7 +68,7 @@ def evaluate(config, workdir: pathlib.Path) -> dict[str, float]:
   run, state = load_latest(config, workdir)
   evaluator = evaluator_lib.Evaluator(config, run.source)
   step = int(state.step)
-  results = loop.make_evaluate(run, evaluator)(state, step)
+  results = loop.make_evaluate(run, evaluator)(state, step, config.train.seed)
   log_lib.RunLogger(workdir, {}, config_lib.ConfigDict({'wandb': 'disabled'})).write(step, results, name='eval')
   return {'step': step, **results}
 

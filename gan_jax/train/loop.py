@@ -195,13 +195,17 @@ def prepare_workdir(config, workdir: pathlib.Path) -> pathlib.Path:
   return workdir
 
 
-def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[state_lib.GANState, int], dict]:
-  """`evaluate(state, step) -> {metric: float}` for `run`'s generator; the same step gives the same draws."""
-  generate = jax.jit(run.generate)
-  key = jax.random.fold_in(jax.random.key(run.config.train.seed), EVAL_KEY_SALT)
+def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[state_lib.GANState, int, int], dict]:
+  """`evaluate(state, step, seed) -> {metric: float}` for `run`'s generator.
 
-  def evaluate(state: state_lib.GANState, step: int) -> dict[str, float]:
-    return evaluator(lambda z, labels: generate(state, z), jax.random.fold_in(key, step))
+  The draws depend only on (seed, step), so an evaluation repeated from a checkpoint, or made for
+  one run of a vectorized group, gives the same numbers as the one made during training.
+  """
+  generate = jax.jit(run.generate)
+
+  def evaluate(state: state_lib.GANState, step: int, seed: int) -> dict[str, float]:
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
+    return evaluator(lambda z, labels: generate(state, z), key)
 
   return evaluate
 
@@ -260,7 +264,8 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
                       e, restarts, config.train.restarts, config.optim.g.lr, config.optim.d.lr)
 
 
-def _all_finite(tree) -> bool:
+def all_finite(tree) -> bool:
+  """Whether every leaf of `tree` is free of NaN and Inf."""
   return bool(jax.jit(lambda t: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(t)])))(tree))
 
 
@@ -311,7 +316,7 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
 
   def save_checkpoint(step: int) -> None:
     """Checkpoints `state` unless a parameter is non-finite (then the run has diverged)."""
-    if not _all_finite(state):
+    if not all_finite(state):
       raise Diverged(f'non-finite parameters at step {step}; the last good checkpoint is kept '
                      f'(steps {checkpoints.steps()}); lower the learning rates or add a penalty')
     checkpoints.save(step, state)
@@ -322,7 +327,7 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
 
   def evaluate_and_log(step: int) -> dict[str, float]:
     started = time.perf_counter()
-    results = evaluate(state, step)
+    results = evaluate(state, step, t.seed)
     logger.write(step, results, name='eval')
     logging.info('eval at step %d (%.1f s): %s', step, time.perf_counter() - started,
                  ' '.join(f'{k} {v:.4g}' for k, v in results.items()))

@@ -28,11 +28,18 @@ steps (e.g. one diverged earlier, or a kill came between two runs' checkpoint wr
 by that step and each part runs as its own vmapped program, so every run continues exactly as it
 would alone.
 
-Divergence: a run whose logged means become non-finite is recorded as diverged at that boundary
-(status.json, `on_done`), exactly as `train_and_evaluate` records it, and its last good checkpoint
-is kept. It stays in the batch (no operation mixes runs, so its NaNs touch no other run; dropping
+Evaluation: every run is evaluated on config.eval.metrics at the steps `train_and_evaluate` would
+evaluate it, with the same draws (they depend on the run's seed and the step), into its own
+eval.jsonl and W&B run.
+
+Divergence: a run whose logged means or parameters become non-finite is recorded as diverged at
+that boundary (status.json, `on_done`), exactly as `train_and_evaluate` records it, and its last
+good checkpoint is kept. It stays in the batch (no operation mixes runs, so its NaNs touch no other run; dropping
 it would mean recompiling) but is no longer logged, sampled or checkpointed. A group whose runs
 have all diverged stops.
+
+SIGTERM / SIGINT: the iteration in flight finishes, every live run is checkpointed at that step
+and marked interrupted, and loop.Interrupted is raised (as train_and_evaluate does).
 
 When it pays: on an accelerator a small model leaves most of the device idle, and R runs cost
 little more than one; on CPU the arithmetic grows with R, and the gain is the per-run overhead
@@ -42,6 +49,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import signal
 import time
 from typing import Any, Callable
 
@@ -54,6 +62,7 @@ from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import config as config_lib
 from gan_jax import logging as log_lib
 from gan_jax.errors import UserError
+from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.train import loop
 from gan_jax.train import state as state_lib
 from gan_jax.train import steps as steps_lib
@@ -109,6 +118,7 @@ class _Member:
   status: str = ''
   message: str = ''
   last: dict = dataclasses.field(default_factory=dict)
+  last_eval: dict = dataclasses.field(default_factory=dict)
 
   def end(self, status: str, message: str = '') -> None:
     """Records how the run ended (status.json), waits for its checkpoint writes, closes its W&B run."""
@@ -139,12 +149,11 @@ def train_members(configs: list, workdirs: list, on_done: OnDone | None = None) 
     raise UserError('train_members needs configs that differ only in '
                     f'{", ".join(VECTORIZED_KEYS)} (and in no penalty being switched on or off)')
   config = configs[0]
-  if config.eval.eval_every and config.eval.metrics:
-    raise UserError('the vectorized runner does not evaluate (eval.eval_every > 0); use --runner=sequential '
-                    'or --runner=processes, or evaluate the checkpoints afterwards')
   for c in configs:
     loop.validate(c)
   run = loop.build_run(config)
+  # Before any workdir is touched, as in train_and_evaluate; eval settings are equal across the group.
+  evaluator = evaluator_lib.Evaluator(config, run.source) if config.eval.metrics else None
   on_done = on_done or (lambda *_: None)
 
   workdirs = [loop.prepare_workdir(c, workdir) for c, workdir in zip(configs, workdirs)]
@@ -167,16 +176,19 @@ def train_members(configs: list, workdirs: list, on_done: OnDone | None = None) 
     for start, part in sorted(by_start.items()):
       if len(by_start) > 1:
         logging.info('%d run(s) resume from step %d', len(part), start)
-      _train_lanes(run, part, start, on_done)
+      with loop.StopSignals() as stop:
+        _train_lanes(run, part, start, on_done, evaluator, stop)
   except BaseException as e:
     for m in members:
       if m.live:
         m.end('failed', f'{type(e).__name__}: {e}')
     raise
-  return [{'status': m.status, 'step': m.step, 'metrics': m.last, 'message': m.message} for m in members]
+  return [{'status': m.status, 'step': m.step, 'metrics': m.last, 'eval': m.last_eval, 'message': m.message}
+          for m in members]
 
 
-def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnDone) -> None:
+def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnDone,
+                 evaluator: evaluator_lib.Evaluator | None, stop: loop.StopSignals) -> None:
   """Trains `members`, all at step `start`, as one vmapped program to config.train.steps."""
   config = members[0].config
   t = config.train
@@ -220,6 +232,25 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       loop.write_samples(run.source, samples[lane], path, step)
       m.logger.image(step, 'samples', path)
 
+  evaluate = loop.make_evaluate(run, evaluator) if evaluator else None
+
+  def diverge(lane: int, message: str) -> None:
+    m = members[lane]
+    m.end('diverged', message)
+    lanes.remove(lane)
+    logging.warning('%s diverged: %s', m.workdir.name, message)
+    on_done(m.index, 'failed', f'diverged: {message}')
+
+  def checkpoint(step: int, lane: int) -> bool:
+    """Saves the lane's state unless it holds non-finite parameters (then the lane diverges)."""
+    m, lane_state = members[lane], _lane(state, lane)
+    if not loop.all_finite(lane_state):
+      diverge(lane, f'non-finite parameters at step {step}; the last good checkpoint is kept '
+                    f'(steps {m.checkpoints.steps()}); lower the learning rates or add a penalty')
+      return False
+    m.checkpoints.save(step, lane_state)
+    return True
+
   lanes = list(range(len(members)))
   if start == 0 and t.sample_every:
     save_samples(0, lanes)
@@ -236,12 +267,22 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
     state, sums = iterate(state, sums, batch, train_keys)
     step += 1
     since_log += 1
+    if stop.received is not None:
+      name = signal.Signals(stop.received).name
+      message = f'{name} at step {step}: checkpoint written; rerun the same command to resume'
+      for lane in list(lanes):
+        members[lane].step = step
+        if checkpoint(step, lane):
+          members[lane].end('interrupted', message)
+      raise loop.Interrupted(message, stop.received)
     if step < t.steps:
       batch = batch_for_step(step)
     log_now = step % t.log_every == 0 or step == t.steps
     sample_now = t.sample_every and (step % t.sample_every == 0 or step == t.steps)
     checkpoint_now = (t.checkpoint_every and step % t.checkpoint_every == 0) or step == t.steps
-    if not (log_now or sample_now or checkpoint_now):
+    eval_every = config.eval.eval_every
+    eval_now = evaluate is not None and ((eval_every and step % eval_every == 0) or step == t.steps)
+    if not (log_now or sample_now or checkpoint_now or eval_now):
       continue
     host_sums = jax.device_get(sums)
     means = {}
@@ -251,12 +292,8 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       means[lane] = {k: float(v[lane]) / since_log for k, v in host_sums.items()}
       bad = ', '.join(f'{k}={v}' for k, v in means[lane].items() if not math.isfinite(v))
       if bad:
-        message = (f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
-                   f'checkpoint is kept (steps {m.checkpoints.steps()}); lower the learning rates or add a penalty')
-        m.end('diverged', message)
-        lanes.remove(lane)
-        logging.warning('%s diverged: %s', m.workdir.name, message)
-        on_done(m.index, 'failed', f'diverged: {message}')
+        diverge(lane, f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
+                      f'checkpoint is kept (steps {m.checkpoints.steps()}); lower the learning rates or add a penalty')
     if log_now and lanes:
       shown = {k: float(np.mean([means[lane][k] for lane in lanes])) for k in ('d_loss', 'g_loss')}
       steps_per_sec, line = progress.report(step, shown)
@@ -269,8 +306,14 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
     if sample_now and lanes:
       save_samples(step, lanes)
     if checkpoint_now:
+      for lane in list(lanes):
+        checkpoint(step, lane)
+    if eval_now:
       for lane in lanes:
-        members[lane].checkpoints.save(step, _lane(state, lane))
+        m = members[lane]
+        m.last_eval = evaluate(_lane(state, lane), step, m.config.train.seed)
+        m.logger.write(step, m.last_eval, name='eval')
+      progress.restart_clock(step)  # Evaluation time is not training throughput.
   for lane in lanes:
     members[lane].end('finished')
     on_done(members[lane].index, 'finished', '')
