@@ -15,6 +15,7 @@ processes on a shared machine affects both alike; medians of --repeats blocks of
 FLOP/s: XLA's cost analysis of the compiled JAX iteration / its time, against the device's dense peak
 (PEAK_TFLOPS; float32 rows against TF32, which XLA uses for float32 convolutions on these GPUs).
 """
+import os
 import pathlib
 import platform
 import statistics
@@ -175,7 +176,8 @@ def main(argv):
   variants = [v for v in (FLAGS.torch or (['eager', 'compile'] if gpu_preset else ['eager'])) if v != 'none']
   device = jax.devices()[0]
   print(f'device: {device.device_kind} ({device.platform}) x{jax.device_count()}, host {platform.node()} '
-        f'({platform.processor() or platform.machine()}, {len(jax.devices("cpu"))} CPU device(s)); {versions()}')
+        f'({platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average '
+        f'{os.getloadavg()[0]:.1f}); {versions()}; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
   header = ['workload', 'batch', 'dtype', 'JAX G upsample', 'JAX ms/iter', 'JAX compile s', 'GFLOP/iter', 'JAX TFLOP/s', '% of peak']
   header += [f'torch {v} ms/iter' for v in variants] + [f'torch {v} / JAX' for v in variants]
   print('| ' + ' | '.join(header) + ' |')

@@ -171,7 +171,7 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
   checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', t.keep_checkpoints)
   restored = checkpoints.restore_latest(state)
   if restored is not None:
-    state = state_lib.with_hyperparams(restored, config)
+    state = parallel.replicate(state_lib.with_hyperparams(restored, config), mesh)
     logging.info('resumed from checkpoint at step %d in %s', int(state.step), workdir)
   start = int(state.step)
 
