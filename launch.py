@@ -8,6 +8,9 @@ Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.p
           [--runner=sequential|processes|vectorized [--parallel=N]] [--workdir=SWEEP_DIR (reuse it to resume)]
   --sweep --wandb_sweep     writes SWEEP_DIR/sweep.yaml for `wandb sweep` / `wandb agent`
   --report=DIR              report.md, report.csv and plots from the run directories under DIR
+Several processes (hosts) training one run: start the same command on each, adding
+  --coordinator=HOST:PORT --num_processes=N --process_id=I   (or $JAX_COORDINATOR_ADDRESS,
+  $JAX_NUM_PROCESSES, $JAX_PROCESS_ID; --coordinator=auto detects SLURM / Cloud TPU / Open MPI).
 Mistakes a user can fix print one line `error: ...` and exit with status 2.
 """
 import datetime
@@ -43,6 +46,10 @@ flags.DEFINE_enum('runner', 'sequential', list(sweep_runners.RUNNERS), 'How swee
 flags.DEFINE_integer('parallel', None, 'Concurrent members of --runner=processes (default one per local GPU).')
 flags.DEFINE_bool('wandb_sweep', False, 'With --sweep: write sweep.yaml for the W&B sweep controller; run nothing.')
 flags.DEFINE_string('report', None, 'Write report.md, report.csv and plots for the runs under this directory.')
+flags.DEFINE_string('coordinator', None, "Multi-process training: process 0's HOST:PORT (every process passes the "
+                    "same), or 'auto' to detect the cluster.")
+flags.DEFINE_integer('num_processes', None, 'Multi-process training: how many processes take part.')
+flags.DEFINE_integer('process_id', None, "Multi-process training: this process's index, 0..num_processes-1.")
 
 _overrides: list[tuple[str, str]] = []
 
@@ -89,7 +96,9 @@ def main(argv: list[str]) -> int:
     if os.environ.get('WANDB_RUN_ID'):  # Under `wandb agent`: runs started in the same second differ.
       stamp += '-' + os.environ['WANDB_RUN_ID']
     workdir = pathlib.Path('runs') / sweep_runners.exp_slug(FLAGS.exp) / stamp
-  from gan_jax.train import loop  # Imported late: JAX starts only after the flags are valid.
+  from gan_jax.train import parallel  # Imported late: JAX starts only after the flags are valid.
+  parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+  from gan_jax.train import loop
   result = loop.train_and_evaluate(config, pathlib.Path(workdir))
   logging.info('run finished at step %d in %s', result['step'], workdir)
   return 0

@@ -28,8 +28,12 @@ def compute_dtype(name: str):
   return DTYPES[name]
 
 
-def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float32') -> tuple[nn.Module, nn.Module]:
-  """The (generator, discriminator) pair for data whose examples have `example_shape`."""
+def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float32',
+          axis_name: str | None = None) -> tuple[nn.Module, nn.Module]:
+  """The (generator, discriminator) pair for data whose examples have `example_shape`.
+
+  axis_name: the data-parallel axis BatchNorm takes its batch statistics over (None: per device).
+  """
   dtype = compute_dtype(dtype_name)
   name = model_config.name
   if name == 'dcgan':
@@ -41,8 +45,10 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
     dcgan.num_scales(example_shape[0])
     _check_choice('model.d_norm', model_config.d_norm, D_NORMS)
     _check_choice('model.d_minibatch', model_config.d_minibatch, D_MINIBATCH)
-    return (dcgan.Generator(tuple(example_shape), model_config.g_channels, model_config.upsample, dtype),
-            dcgan.Discriminator(model_config.d_channels, model_config.d_norm, model_config.d_minibatch, dtype))
+    return (dcgan.Generator(tuple(example_shape), model_config.g_channels, model_config.upsample, dtype,
+                            axis_name),
+            dcgan.Discriminator(model_config.d_channels, model_config.d_norm, model_config.d_minibatch, dtype,
+                                axis_name))
   if name == 'mlp':
     if len(example_shape) != 1:
       raise UserError(f'model mlp needs flat examples; the data has shape {example_shape} (use dcgan)')

@@ -30,16 +30,22 @@ def num_scales(side: int) -> int:
   return scales
 
 
-def _batch_norm(train: bool, dtype) -> nn.BatchNorm:
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype)
+def _batch_norm(train: bool, dtype, axis_name: str | None) -> nn.BatchNorm:
+  """BatchNorm whose batch statistics (in training) are taken over `axis_name` too (the global batch)."""
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, axis_name=axis_name)
 
 
 class Generator(nn.Module):
-  """z [B, z_dim] -> images [B, H, W, C] in [-1, 1] (float32)."""
+  """z [B, z_dim] -> images [B, H, W, C] in [-1, 1] (float32).
+
+  axis_name: the data-parallel axis BatchNorm averages its batch statistics over (None: the
+    local batch only); the module must then be trained inside a mapping of that axis.
+  """
   image_shape: Sequence[int]
   channels: int = 64
   upsample: str = 'subpixel'
   dtype: jnp.dtype = jnp.float32
+  axis_name: str | None = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -49,11 +55,11 @@ class Generator(nn.Module):
     width = self.channels * 2 ** (scales - 1)
     x = nn.Dense(start * start * width, use_bias=False, dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], start, start, width)
-    x = nn.relu(_batch_norm(train, self.dtype)(x))
+    x = nn.relu(_batch_norm(train, self.dtype, self.axis_name)(x))
     for _ in range(scales - 1):
       width //= 2
       x = UpConv2x(width, self.upsample, use_bias=False, dtype=self.dtype)(x)
-      x = nn.relu(_batch_norm(train, self.dtype)(x))
+      x = nn.relu(_batch_norm(train, self.dtype, self.axis_name)(x))
     x = UpConv2x(out_channels, self.upsample, dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
@@ -67,11 +73,14 @@ class Discriminator(nn.Module):
   minibatch: '' or a cross-example layer before the output: 'stddev' (one extra channel,
     Karras et al. 2018) or 'discrimination' (Salimans et al. 2016).
   With `features=True` the call returns (logits, the flattened features the output layer reads).
+  axis_name: as in Generator, for norm='batch'. The minibatch layers see only the examples of
+    their own device.
   """
   channels: int = 64
   norm: str = 'batch'
   minibatch: str = ''
   dtype: jnp.dtype = jnp.float32
+  axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, features: bool = False):
@@ -82,7 +91,7 @@ class Discriminator(nn.Module):
                      use_bias=not (self.norm == 'batch' and i > 0), dtype=self.dtype)
       x = layers.SpectralNorm(conv)(x, update_stats=train) if self.norm == 'spectral' else conv(x)
       if i > 0 and self.norm == 'batch':
-        x = _batch_norm(train, self.dtype)(x)
+        x = _batch_norm(train, self.dtype, self.axis_name)(x)
       elif i > 0 and self.norm == 'layer':
         x = nn.LayerNorm(dtype=self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)

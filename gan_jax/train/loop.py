@@ -34,6 +34,7 @@ from gan_jax import models
 from gan_jax import plots
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.errors import UserError
+from gan_jax.train import parallel
 from gan_jax.train import state as state_lib
 from gan_jax.train import steps as steps_lib
 from gan_jax.train.progress import Progress
@@ -156,15 +157,16 @@ def validate(config) -> None:
   log_lib.resolve_wandb_mode(config.log.wandb)
 
 
-def build_run(config) -> Run:
-  """Loads the data and builds models, optimizers and the pure train step."""
+def build_run(config, axis_name: str | None = None) -> Run:
+  """Loads the data and builds models, optimizers and the pure train step (data-parallel over
+  `axis_name` when set: see gan_jax.train.parallel)."""
   validate(config)
   source = data_lib.make_source(config.data)
-  g_model, d_model = models.build(config.model, source.shape, config.train.dtype)
+  g_model, d_model = models.build(config.model, source.shape, config.train.dtype, axis_name)
   g_opt = state_lib.make_optimizer(config.optim.g)
   d_opt = state_lib.make_optimizer(config.optim.d)
   train_step = steps_lib.make_train_step(g_model, d_model, g_opt, d_opt, losses.get(config.loss),
-                                         steps_lib.StepOptions.from_config(config))
+                                         steps_lib.StepOptions.from_config(config, axis_name))
   return Run(config, source, g_model, d_model, g_opt, d_opt, train_step)
 
 
@@ -211,6 +213,8 @@ def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[sta
 
 
 def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '', **extra) -> None:
+  if not parallel.is_main():
+    return
   record = {'status': status, 'step': int(step), 'message': message, **extra}
   tmp = workdir / 'status.json.tmp'
   tmp.write_text(json.dumps(record, indent=2) + '\n')
@@ -271,36 +275,38 @@ def all_finite(tree) -> bool:
 
 def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int) -> dict[str, Any]:
   """One attempt of train_and_evaluate (see there); `stop` carries a pending SIGTERM/SIGINT."""
-  run = build_run(config)
+  run = build_run(config, parallel.AXIS)
+  mesh = parallel.make_mesh(config.data.batch_size)
+  is_main = parallel.is_main()
   # Built before the workdir is touched: unknown metrics or missing classifier files fail first.
-  evaluator = evaluator_lib.Evaluator(config, run.source) if config.eval.metrics else None
-  workdir = prepare_workdir(config, workdir)
+  evaluator = evaluator_lib.Evaluator(config, run.source) if config.eval.metrics and is_main else None
+  workdir = prepare_workdir(config, workdir) if is_main else pathlib.Path(workdir)
+  parallel.sync('workdir prepared')
   t = config.train
-  is_main = jax.process_index() == 0
 
   key = jax.random.key(t.seed)
   init_key, sample_key, train_key = jax.random.split(key, 3)
-  state = run.init_state(init_key)
+  state = parallel.replicate(run.init_state(init_key), mesh)
+  train_key = parallel.replicate(train_key, mesh)
   checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', t.keep_checkpoints)
   restored = checkpoints.restore_latest(state)
   if restored is not None:
-    state = state_lib.with_hyperparams(restored, config)
+    state = parallel.replicate(state_lib.with_hyperparams(restored, config), mesh)
     logging.info('resumed from checkpoint at step %d in %s', int(state.step), workdir)
   start = int(state.step)
 
   logger = log_lib.RunLogger(workdir, config_lib.to_dict(config), config.log, enabled=is_main)
   write_status(workdir, 'running', start, restarts=restarts)
   on_device = config.data.on_device or not run.source.is_image
-  data = jax.device_put(run.source.arrays) if on_device else None
-  iterate = steps_lib.make_iteration(run.train_step, run.source.draw, batch_size=config.data.batch_size,
-                                     d_steps=t.d_steps, on_device=on_device)
+  data = parallel.replicate(run.source.arrays, mesh) if on_device else None
+  iterate = parallel.make_iteration(run.train_step, run.source.draw, mesh, batch_size=config.data.batch_size,
+                                    d_steps=t.d_steps, on_device=on_device)
 
   def batch_for_step(step: int):
     """Iteration `step`'s real batches; host draws are seeded by (seed, step) so resuming replays them."""
     if on_device:
       return data
-    flat = run.source.draw_host(np.random.default_rng([t.seed, step]), t.d_steps * config.data.batch_size)
-    return {k: v.reshape(t.d_steps, config.data.batch_size, *v.shape[1:]) for k, v in flat.items()}
+    return parallel.host_batch(run.source, t.seed, step, config.data.batch_size, t.d_steps, mesh)
 
   num_fixed = NUM_GRID_SAMPLES if run.source.is_image else NUM_SCATTER_SAMPLES
   fixed_z = jax.random.normal(sample_key, (num_fixed, config.model.z_dim), jnp.float32)
@@ -310,7 +316,7 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
     if not is_main:
       return
     path = workdir / 'samples' / f'step_{step}.png'
-    if not write_samples(run.source, np.asarray(generate(state, fixed_z)), path, step):
+    if not write_samples(run.source, np.asarray(generate(parallel.local_replica(state), fixed_z)), path, step):
       return
     logger.image(step, 'samples', path)
 
@@ -327,7 +333,7 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
 
   def evaluate_and_log(step: int) -> dict[str, float]:
     started = time.perf_counter()
-    results = evaluate(state, step, t.seed)
+    results = evaluate(parallel.local_replica(state), step, t.seed)
     logger.write(step, results, name='eval')
     logging.info('eval at step %d (%.1f s): %s', step, time.perf_counter() - started,
                  ' '.join(f'{k} {v:.4g}' for k, v in results.items()))
@@ -342,8 +348,8 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
     if start == 0 and t.sample_every:
       save_samples(0)
     batch = batch_for_step(step)
-    sums = steps_lib.zero_metrics(run.train_step, state, {'image': jnp.zeros(
-        (t.d_steps, config.data.batch_size, *run.source.shape))}, train_key)
+    sums = parallel.zero_metrics(run.train_step, state, run.source.shape, t.d_steps, config.data.batch_size,
+                                 train_key, mesh)
     started = time.perf_counter()
     iterate = iterate.lower(state, sums, batch, train_key).compile()
     logging.info('compiled the train iteration in %.1f s', time.perf_counter() - started)

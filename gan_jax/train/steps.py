@@ -13,8 +13,11 @@ regularizers (gradient penalties, weight clipping and decay, instance noise, dri
 matching for G, and the unrolled G update of Metz et al. 2017 (G's loss is taken against a
 copy of D advanced `unroll_steps` steps by D's own optimizer, differentiating through them).
 
-With `axis_name` set, gradients, BatchNorm statistics and metrics are averaged over that
-mapped axis (data parallelism).
+With `axis_name` set, the step runs on one device's part of the batch inside a mapping of that
+axis (gan_jax.train.parallel): gradients, BatchNorm statistics and metrics are averaged over it.
+Latents are then the device's slice of one draw for the global batch, so a data-parallel step
+generates the same fakes as a single-device step given the same key; other per-example
+randomness (penalty interpolates, instance noise) uses `fold_in(rng, axis_index)`.
 """
 import dataclasses
 from typing import Any, Callable
@@ -45,6 +48,18 @@ def apply_model(model: nn.Module, params, batch_stats, x: jax.Array, train: bool
 
 def _mean_over(tree, axis_name):
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+def _per_device(rng: jax.Array, axis_name: str | None) -> jax.Array:
+  return rng if axis_name is None else jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+
+
+def draw_latents(rng: jax.Array, n: int, z_dim: int, axis_name: str | None) -> jax.Array:
+  """z ~ N(0, I), float32 [n, z_dim]; under `axis_name`, this device's n rows of one draw for all devices."""
+  if axis_name is None:
+    return jax.random.normal(rng, (n, z_dim), jnp.float32)
+  z = jax.random.normal(rng, (jax.lax.axis_size(axis_name) * n, z_dim), jnp.float32)
+  return jax.lax.dynamic_slice_in_dim(z, jax.lax.axis_index(axis_name) * n, n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,10 +171,11 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
 
   def d_update(state: GANState, real: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
     z_rng, loss_rng = jax.random.split(rng)
-    z = jax.random.normal(z_rng, (real.shape[0], o.z_dim), jnp.float32)
+    z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
     fake = jax.lax.stop_gradient(apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True)[0])
     grads, (stats, metrics) = jax.grad(d_loss_fn, has_aux=True)(
-        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, fake, loss_rng)
+        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, fake,
+        _per_device(loss_rng, o.axis_name))
     grads, stats = _mean_over((grads, stats), o.axis_name)
     params, stats, opt_state = d_opt_step(state.d.params, stats, state.d.opt_state, grads)
     metrics['d_grad_norm'] = optax.global_norm(grads)
@@ -192,8 +208,9 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
 
   def g_update(state: GANState, real: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
     z_rng, loss_rng = jax.random.split(rng)
-    z = jax.random.normal(z_rng, (real.shape[0], o.z_dim), jnp.float32)
-    (g_loss, stats), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g.params, state, real, z, loss_rng)
+    z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
+    (g_loss, stats), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+        state.g.params, state, real, z, _per_device(loss_rng, o.axis_name))
     grads, stats = _mean_over((grads, stats), o.axis_name)
     updates, opt_state = g_opt.update(grads, state.g.opt_state, state.g.params)
     g = Player(params=optax.apply_updates(state.g.params, updates), batch_stats=stats, opt_state=opt_state)
@@ -221,6 +238,30 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
   return train_step
 
 
+def iteration_fn(train_step: Callable, draw: Callable[[Any, jax.Array, int], dict], *, batch_size: int,
+                 d_steps: int, on_device: bool, axis_name: str | None = None) -> Callable:
+  """One training iteration plus the running sum of its metrics, not yet jitted (see make_iteration).
+
+  With `axis_name` (inside a data-parallel mapping, gan_jax.train.parallel) `batch_size` is the
+  device's part of the batch, and on-device draws use `fold_in(rng, axis_index)`.
+  """
+
+  def iterate(state: GANState, metric_sums: Metrics, data, key: jax.Array):
+    rng = jax.random.fold_in(key, state.step)
+    data_rng, step_rng = jax.random.split(rng)
+    if on_device:
+      if axis_name is not None:
+        data_rng = jax.random.fold_in(data_rng, jax.lax.axis_index(axis_name))
+      flat = draw(data, data_rng, d_steps * batch_size)
+      batch = jax.tree.map(lambda a: a.reshape(d_steps, batch_size, *a.shape[1:]), flat)
+    else:
+      batch = data
+    state, metrics = train_step(state, batch, step_rng)
+    return state, jax.tree.map(jnp.add, metric_sums, metrics)
+
+  return iterate
+
+
 def make_iteration(train_step: Callable, draw: Callable[[Any, jax.Array, int], dict], *, batch_size: int,
                    d_steps: int, on_device: bool) -> Callable:
   """Jits one training iteration plus the running sum of its metrics, with donated buffers.
@@ -239,24 +280,6 @@ def make_iteration(train_step: Callable, draw: Callable[[Any, jax.Array, int], d
   """
   iterate = iteration_fn(train_step, draw, batch_size=batch_size, d_steps=d_steps, on_device=on_device)
   return jax.jit(iterate, donate_argnums=(0, 1))
-
-
-def iteration_fn(train_step: Callable, draw: Callable[[Any, jax.Array, int], dict], *, batch_size: int,
-                 d_steps: int, on_device: bool) -> Callable:
-  """The pure (not jitted) iteration that make_iteration jits; gan_jax/train/vectorized.py vmaps it."""
-
-  def iterate(state: GANState, metric_sums: Metrics, data, key: jax.Array):
-    rng = jax.random.fold_in(key, state.step)
-    data_rng, step_rng = jax.random.split(rng)
-    if on_device:
-      flat = draw(data, data_rng, d_steps * batch_size)
-      batch = jax.tree.map(lambda a: a.reshape(d_steps, batch_size, *a.shape[1:]), flat)
-    else:
-      batch = data
-    state, metrics = train_step(state, batch, step_rng)
-    return state, jax.tree.map(jnp.add, metric_sums, metrics)
-
-  return iterate
 
 
 def zero_metrics(train_step: Callable, state: GANState, batch: dict, rng: jax.Array) -> Metrics:

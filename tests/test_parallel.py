@@ -1,0 +1,103 @@
+"""Data parallelism (8 CPU devices, in a subprocess), a 2-process jax.distributed run, and mixed precision."""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from gan_jax import experiments
+from gan_jax.errors import UserError
+from gan_jax.train import loop
+from gan_jax.train import parallel
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _env(**extra) -> dict[str, str]:
+  """This process's environment without its XLA flags, plus `extra`."""
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  return {**env, 'PYTHONPATH': str(REPO_ROOT), **extra}
+
+
+@pytest.mark.slow
+def test_data_parallel_step_equals_single_device_step(data_dir):
+  """8 devices x 2 examples vs one device x 16: same params, BatchNorm stats, optimizer state, metrics."""
+  result = subprocess.run([sys.executable, '-m', 'tests.data_parallel_check'], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=400,
+                          env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=8', GAN_JAX_DATA=str(data_dir)))
+  assert result.returncode == 0, result.stderr[-3000:]
+  r = json.loads(result.stdout.strip().splitlines()[-1])
+  assert r['step'] == 2
+  assert r['moved'] > 1e-4  # Two Adam steps at lr 2e-4 moved the params.
+  assert r['state'] < 0.02 * r['moved'], r
+  assert r['batch_stats'] < 1e-5 and r['metrics'] < 1e-4, r
+  # Per-device BatchNorm statistics give a different step: the comparison can tell.
+  assert r['local_bn_params'] > 0.25 * r['moved'], r
+  # Draws on the devices: training moves, and every device keeps the same copy of the state.
+  assert r['drawn_moved'] > 1e-4 and r['replica_spread'] == 0.0, r
+  assert 'does not split evenly over 8 devices' in r['indivisible_error']
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_run(tmp_path, data_dir):
+  workdir = tmp_path / 'run'
+  port = _free_port()
+  command = [sys.executable, str(REPO_ROOT / 'launch.py'), '--exp=vanilla:smoke', f'--workdir={workdir}',
+             '--config.log.wandb=disabled', '--config.train.steps=4', '--config.train.log_every=2',
+             '--config.train.sample_every=4', '--config.train.checkpoint_every=4', f'--coordinator=localhost:{port}',
+             '--num_processes=2']
+  env = _env(GAN_JAX_DATA=str(data_dir))
+  processes = [subprocess.Popen([*command, f'--process_id={i}'], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  try:
+    outputs = [p.communicate(timeout=400)[0] for p in processes]
+  finally:
+    for p in processes:
+      p.kill()
+  for i, (p, out) in enumerate(zip(processes, outputs)):
+    assert p.returncode == 0, f'process {i}:\n{out[-3000:]}'
+  records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records] == [2, 4]  # One set of logs: process 0 writes, process 1 does not.
+  assert json.loads((workdir / 'status.json').read_text())['status'] == 'finished'
+  assert sorted(p.name for p in (workdir / 'samples').iterdir()) == ['step_0.png', 'step_4.png']
+  assert (workdir / 'checkpoints' / '4').is_dir()
+  # Both processes took part in every iteration, so they logged the same (global) losses.
+  losses = [[line.split('| d_loss')[1] for line in out.splitlines() if '| d_loss' in line] for out in outputs]
+  assert len(losses[0]) == 2 and losses[0] == losses[1]
+
+
+def test_distributed_flags_need_a_coordinator(monkeypatch):
+  monkeypatch.delenv('JAX_COORDINATOR_ADDRESS', raising=False)
+  assert not parallel.initialize_distributed(None, None, None)
+  with pytest.raises(UserError, match='need --coordinator'):
+    parallel.initialize_distributed(None, 2, 0)
+  with pytest.raises(UserError, match='needs --num_processes=N and --process_id'):
+    parallel.initialize_distributed('localhost:1234', 2, 2)
+
+
+def test_bfloat16_computes_in_bf16_with_float32_state(data_dir):
+  """train.dtype=bfloat16: convolutions in bf16; params, BN stats, optimizer state, metrics stay float32."""
+  config = experiments.load_config('vanilla:smoke', [('train.dtype', 'bfloat16'), ('train.d_steps', '1')])
+  run = loop.build_run(config)
+  state = jax.eval_shape(run.init_state, jax.random.key(0))  # Shapes only: nothing is run.
+  batch = {'image': jax.ShapeDtypeStruct((1, config.data.batch_size, *run.source.shape), jnp.float32)}
+  rng = jax.random.key(1)
+  convolutions = [line for line in jax.jit(run.train_step).lower(state, batch, rng).as_text().splitlines()
+                  if 'stablehlo.convolution' in line]
+  assert convolutions and all('bf16>' in line and 'f32>' not in line for line in convolutions)
+  new_state, metrics = jax.eval_shape(run.train_step, state, batch, rng)
+  float_leaves = [x for x in jax.tree.leaves((new_state.g, new_state.d, metrics))
+                  if jnp.issubdtype(x.dtype, jnp.floating)]
+  assert float_leaves and all(x.dtype == jnp.float32 for x in float_leaves)
+  # The D loss reduction, the gradient penalty and the Adam update read float32 values.
