@@ -1,0 +1,121 @@
+"""Progressive growing of GANs (Karras et al. 2018): growth schedules vs a non-progressive baseline.
+
+Launch:
+  python launch.py --exp=progan                          # MNIST padded to 32x32, 4 -> 8 -> 16 -> 32
+  python launch.py --exp=progan:fashion_mnist            # Fashion-MNIST
+  python launch.py --exp=progan:cifar10                  # CIFAR-10 (needs the files, see BUILD.md)
+  python launch.py --exp=progan:smoke                    # seconds: tiny model, 4 -> 8, 4 iterations per phase
+  python launch.py --exp=progan --config.progressive.transition_images=0      # no fade-in
+  python launch.py --exp=progan --config.progressive.resolutions='(32,)' \\
+      --config.progressive.stable_images=840000                               # non-progressive baseline
+  python launch.py --exp=progan:cpu --sweep --workdir=runs/progan_sweep       # the schedule comparison
+  python launch.py --report=runs/progan_sweep                                 # its table and plots
+Options after the colon combine with commas (`progan:fashion_mnist,cpu`); `cpu` shrinks the model and
+the image budget to what a 2-core machine trains in minutes.
+
+The schedule is `config.progressive` (gan_jax/train/progressive.py): per resolution the images of its
+stable and transition (fade-in) phases, batch size and learning rates; every field can be overridden
+from the command line and --dry_run shows it. `train.steps` only caps the run (the schedule sets its
+length). Model: equalized learning rate, pixel norm in G, minibatch stddev in D, WGAN-GP (lambda 10)
+with the drift term (epsilon 0.001), Adam (lr 1e-3, betas 0, 0.99), EMA of G (0.999).
+
+Evaluation: classifier FD (the project's MNIST / Fashion-MNIST classifier, on samples upsampled to
+32x32 and cropped back to 28x28) against images seen, in eval.jsonl; the report plots it against
+images seen, one line per schedule.
+
+get_sweep: four schedules with the same total image budget: 'long' (every phase the same length),
+'short' (short early phases, the rest of the budget at 32x32), 'nofade' (the long schedule's stable
+phases lengthened to absorb the transitions, no fade-in) and the non-progressive baseline (32x32 from
+the start).
+
+Measured (CPU, 2 shared cores, jax 0.10.2): see the end of this docstring.
+"""
+from gan_jax import config as config_lib
+from gan_jax.errors import UserError
+from gan_jax.train import progressive
+
+OPTIONS = ('mnist', 'fashion_mnist', 'cifar10', 'cpu', 'smoke')
+RESOLUTIONS = (4, 8, 16, 32)
+PHASE_IMAGES = {'default': 120_000, 'cpu': 6_400, 'smoke': 64}  # Images per phase of the 'long' schedule.
+
+
+def _options(arg: str | None) -> list[str]:
+  options = [o for o in (arg or '').split(',') if o]
+  unknown = [o for o in options if o not in OPTIONS]
+  if unknown:
+    raise UserError(f'progan: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
+  return options
+
+
+def _phase_images(options: list[str]) -> int:
+  return PHASE_IMAGES['smoke' if 'smoke' in options else 'cpu' if 'cpu' in options else 'default']
+
+
+def get_config(arg: str | None = None):
+  options = _options(arg)
+  c = config_lib.base()
+  for name in ('mnist', 'fashion_mnist', 'cifar10'):
+    if name in options:
+      c.data.name = name
+  c.model.name = 'progan'
+  c.model.z_dim = 128
+  c.model.g_channels = c.model.d_channels = 128  # Feature maps up to 8x8; halved per doubling after.
+  c.model.d_norm = 'none'
+  c.model.d_minibatch = 'stddev'
+  c.loss = 'wasserstein'
+  c.penalty.gp = 10.0
+  c.penalty.drift = 0.001
+  for player in ('g', 'd'):
+    c.optim[player].update(lr=1e-3, b1=0.0, b2=0.99)
+  c.data.batch_size = 64
+  c.train.ema_decay = 0.999
+  c.train.steps = 1_000_000_000  # A cap only: the schedule sets the run's length.
+  c.train.log_every = 100
+  c.train.sample_every = 2000
+  c.train.checkpoint_every = 2000
+  phase = _phase_images(options)
+  c.progressive = progressive.schedule_config(resolutions=RESOLUTIONS, stable_images=(phase,),
+                                              transition_images=(phase,))
+  if c.data.name in ('mnist', 'fashion_mnist'):  # The project's domain classifiers exist for these.
+    c.eval.metrics = ('classifier_fd',)
+    c.eval.eval_every = 2000
+  if 'cpu' in options:
+    c.model.z_dim = 64
+    c.model.g_channels = c.model.d_channels = 32
+    c.data.batch_size = 32
+    c.train.log_every = 50
+    c.train.sample_every = c.train.checkpoint_every = 400
+    c.eval.eval_every = 100
+    c.eval.num_samples = 2000
+  if 'smoke' in options:
+    c.model.z_dim = 16
+    c.model.g_channels = c.model.d_channels = 8
+    c.data.batch_size = 16
+    c.train.log_every = 2
+    c.train.sample_every = c.train.checkpoint_every = 8
+    c.eval.metrics = ()  # Tests add the metrics they check.
+    c.progressive.resolutions = RESOLUTIONS[:2]
+  return c
+
+
+def schedules(arg: str | None = None) -> dict[str, dict]:
+  """The compared schedules, each as progressive.* values with the same total image budget."""
+  n = _phase_images(_options(arg))
+  stages = len(RESOLUTIONS)
+  budget = (2 * stages - 1) * n
+  short = n // 4
+  return {
+      'long': dict(resolutions=RESOLUTIONS, stable_images=(n,) * stages, transition_images=(n,) * stages),
+      'short': dict(resolutions=RESOLUTIONS, stable_images=(short,) * (stages - 1) + (budget - (2 * stages - 2) * short,),
+                    transition_images=(short,) * stages),
+      'nofade': dict(resolutions=RESOLUTIONS, stable_images=(2 * n,) * (stages - 1) + (budget - 2 * n * (stages - 1),),
+                     transition_images=(0,) * stages),
+      'baseline': dict(resolutions=RESOLUTIONS[-1:], stable_images=(budget,), transition_images=(0,)),
+  }
+
+
+def get_sweep(arg: str | None = None):
+  """The schedules of `schedules(arg)` (same image budget), one seed each."""
+  members = schedules(arg).values()
+  return {'zip': {f'progressive.{key}': [m[key] for m in members]
+                  for key in ('resolutions', 'stable_images', 'transition_images')}}
