@@ -5,8 +5,9 @@ status.json, metrics.jsonl, eval.jsonl), so it works with W&B offline or disable
 
   DIR/report.md            the table below and the plots
   DIR/report.csv           the same numbers at full precision: <metric>_<final|best>_<mean|std>
-  DIR/report_plots/*.png   each metric against steps: one line per configuration (mean over
-                           seeds) with a band of +- one standard deviation over seeds
+  DIR/report_plots/*.png   each metric against steps (against images seen when every run logs
+                           `images_seen`, as progressive runs do): one line per configuration
+                           (mean over seeds) with a band of +- one standard deviation over seeds
 
 Runs are grouped by the config fields that differ between them, ignoring train.seed and log.*
 (a sweep's swept fields). Per configuration: the final value (last logged step) and the best value
@@ -37,6 +38,10 @@ SEED_KEY = 'train.seed'
 TRAIN_METRICS = ('d_loss', 'g_loss')
 _LOWER_IS_BETTER = ('fd', 'fid', 'kid', 'kl', 'loss', 'dist', 'error')  # Substrings of metric names.
 _SKIP_DIRS = {'checkpoints', 'samples', 'wandb', 'logs', 'report_plots', 'jax_cache'}
+IMAGES_KEY = 'images_seen'  # The plots' x-axis when every run logs it with its metrics.
+# Logged beside the metrics by progressive runs (gan_jax.train.progressive): where the run is, not how
+# well it does; the table shows only the final images seen and the plots use it as their x-axis.
+PROGRESS_KEYS = (IMAGES_KEY, 'resolution', 'alpha')
 
 
 def lower_is_better(metric: str) -> bool:
@@ -164,9 +169,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def summarize(runs: list[Run]) -> dict:
   """The table: fields, metric columns and one row per configuration."""
   fields, groups = group_runs(runs)
-  eval_metrics = sorted({m for run in runs for m in run.eval})
+  eval_metrics = sorted({m for run in runs for m in run.eval if m not in PROGRESS_KEYS})
   columns = [(m, 'final', 'eval') for m in eval_metrics] + [(m, 'best', 'eval') for m in eval_metrics]
   columns = sorted(columns, key=lambda c: (eval_metrics.index(c[0]), c[1] != 'final'))
+  if any(IMAGES_KEY in run.eval for run in runs):
+    columns.append((IMAGES_KEY, 'final', 'eval'))
   columns += [(m, 'final', 'train') for m in TRAIN_METRICS if any(m in run.train for run in runs)]
   rows = []
   for values, members in groups:
@@ -215,7 +222,16 @@ def _column_title(metric: str, kind: str) -> str:
   return f'{metric} final'
 
 
-def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, path: pathlib.Path) -> None:
+def _against(series: dict[int, float], records: dict[str, dict[int, float]], x_key: str) -> dict[int, float]:
+  """`series` re-keyed from steps to the values of `x_key` logged at the same steps ('step': unchanged)."""
+  if x_key == 'step':
+    return series
+  x = records.get(x_key, {})
+  return {int(x[step]): value for step, value in series.items() if step in x}
+
+
+def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, path: pathlib.Path,
+                x_label: str = 'step') -> None:
   """One line per configuration (mean over its runs at each step) with a +- std band."""
   import matplotlib
   matplotlib.use('Agg')
@@ -232,7 +248,7 @@ def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, p
     line, = ax.plot(steps, mean, label=label, linewidth=1.5)
     if len(series_list) > 1:
       ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
-  ax.set_xlabel('step')
+  ax.set_xlabel(x_label.replace('_', ' '))
   ax.set_ylabel(metric)
   ax.set_title(f'{metric} (mean ± std over seeds)', fontsize=10)
   ax.grid(alpha=0.3)
@@ -255,13 +271,15 @@ def write_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
   plots_dir = out / 'report_plots'
   plots_dir.mkdir(parents=True, exist_ok=True)
   plotted = []
+  x_key = IMAGES_KEY if all(IMAGES_KEY in r.eval and IMAGES_KEY in r.train for r in runs) else 'step'
   for metric, source in [(m, 'eval') for m in table['eval_metrics']] + [(m, 'train') for m in TRAIN_METRICS]:
-    groups = [(_label(row['values'], labels), [(r.eval if source == 'eval' else r.train).get(metric, {})
+    records = lambda r: r.eval if source == 'eval' else r.train
+    groups = [(_label(row['values'], labels), [_against(records(r).get(metric, {}), records(r), x_key)
                                                 for r in row['runs']]) for row in rows]
     if not any(series for _, series_list in groups for series in series_list):
       continue
     name = re.sub(r'[^A-Za-z0-9._-]', '_', f'{"eval_" if source == "eval" and metric in TRAIN_METRICS else ""}{metric}')
-    plot_metric(groups, metric, plots_dir / f'{name}.png')
+    plot_metric(groups, metric, plots_dir / f'{name}.png', x_key)
     plotted.append((metric, f'report_plots/{name}.png'))
 
   header = [labels[f] for f in fields] + ['runs', 'seeds', 'status', 'step'] + [_column_title(m, k) for m, k, _ in columns]

@@ -145,3 +145,22 @@ def test_command_line_writes_the_report(tmp_path):
                           text=True, cwd=REPO_ROOT, timeout=120)
   assert result.returncode == 0, result.stderr
   assert (tmp_path / 'sweep' / 'report.md').exists() and (tmp_path / 'sweep' / 'report.csv').exists()
+
+
+def test_progressive_runs_are_plotted_against_images_seen(tmp_path, monkeypatch):
+  # Two schedules whose steps show different numbers of images: the plot's x values are images seen.
+  for name, per_step in (('small', 16), ('large', 64)):
+    steps = [10, 20]
+    write_run(tmp_path / name, overrides=[('data.batch_size', per_step)],
+              metrics=[{'step': s, 'd_loss': 1.0, 'g_loss': 1.0, 'images_seen': s * per_step} for s in steps],
+              evals=[{'step': s, 'classifier_fd': 5.0 / s, 'images_seen': s * per_step, 'resolution': 8, 'alpha': 1.0}
+                     for s in steps])
+  plotted = {}
+  monkeypatch.setattr(report, 'plot_metric', lambda groups, metric, path, x_label='step': plotted.setdefault(
+      metric, (x_label, {label: series for label, (series,) in groups})))
+  report.write_report(tmp_path)
+  x_label, lines = plotted['classifier_fd']
+  assert x_label == 'images_seen'
+  assert lines == {'batch_size=16': {160: 0.5, 320: 0.25}, 'batch_size=64': {640: 0.5, 1280: 0.25}}
+  header = next(csv.reader(open(tmp_path / 'report.csv')))
+  assert 'images_seen_final_mean' in header and not any(h.startswith(('alpha', 'resolution')) for h in header)

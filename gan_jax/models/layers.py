@@ -1,4 +1,5 @@
-"""Discriminator layers: minibatch standard deviation, minibatch discrimination, spectral norm.
+"""Layers: minibatch standard deviation, minibatch discrimination, spectral norm (discriminators);
+equalized learning rate and pixel normalization (ProGAN).
 
 Inputs are [B, ..., C] float arrays (NHWC feature maps or [B, F] features). The two
 minibatch layers make each output depend on the whole batch, so the "per-example"
@@ -24,7 +25,12 @@ estimate `sigma`, in the 'batch_stats' collection. Threading through a train ste
     is written.
 `u` and `v` are treated as constants (stop_gradient), so gradients flow through
 sigma as in the paper, and double backpropagation works.
+
+Equalized learning rate (Karras et al. 2018, Sec. 4.1): `EqualizedDense` and `EqualizedConv`
+store weights drawn from N(0, 1) and multiply them at run time by the He constant
+gain / sqrt(fan_in), so Adam's scale-invariant updates change every layer at the same rate.
 """
+import math
 from typing import Callable
 
 import flax.linen as nn
@@ -94,3 +100,45 @@ class MinibatchDiscrimination(nn.Module):
     others = 1.0 - jnp.eye(f.shape[0], dtype=dist.dtype)[:, :, None]
     o = jnp.sum(jnp.exp(-dist) * others, axis=1)  # [B, K]
     return jnp.concatenate([f, o.astype(f.dtype)], axis=-1)
+
+
+def pixel_norm(x: Array, epsilon: float = 1e-8) -> Array:
+  """Pixelwise feature vector normalization (ProGAN Sec. 4.2): x / sqrt(mean_c(x^2) + eps) over the last axis."""
+  return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + epsilon)
+
+
+def he_scale(fan_in: int, gain: float) -> float:
+  """The run-time weight multiplier of an equalized-lr layer: gain / sqrt(fan_in)."""
+  return gain / math.sqrt(fan_in)
+
+
+class EqualizedDense(nn.Module):
+  """[B, F] -> [B, features]: x @ (kernel * gain / sqrt(F)) + bias, kernel ~ N(0, 1), bias 0 at init."""
+  features: int
+  gain: float = math.sqrt(2.0)
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    kernel = self.param('kernel', nn.initializers.normal(stddev=1.0), (x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    w = kernel * he_scale(x.shape[-1], self.gain)
+    return jnp.dot(x.astype(self.dtype), w.astype(self.dtype)) + bias.astype(self.dtype)
+
+
+class EqualizedConv(nn.Module):
+  """[B, H, W, Cin] -> [B, H, W, features]: 'SAME' stride-1 convolution with kernel * gain / sqrt(k * k * Cin)."""
+  features: int
+  kernel_size: int = 3
+  gain: float = math.sqrt(2.0)
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k, cin = self.kernel_size, x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.normal(stddev=1.0), (k, k, cin, self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    w = kernel * he_scale(k * k * cin, self.gain)
+    y = jax.lax.conv_general_dilated(x.astype(self.dtype), w.astype(self.dtype), (1, 1), 'SAME',
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + bias.astype(self.dtype)

@@ -252,6 +252,9 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
     UserError for bad input; Diverged when training diverges or collapses with no restart left;
     Interrupted after SIGTERM/SIGINT (a checkpoint of the last completed step is written first).
   """
+  if 'progressive' in config:  # A growth schedule: gan_jax.train.progressive runs it.
+    from gan_jax.train import progressive
+    return progressive.train_and_evaluate(config, workdir)
   restarts = 0
   while True:
     try:
