@@ -17,7 +17,8 @@ With `axis_name` set, the step runs on one device's part of the batch inside a m
 axis (gan_jax.train.parallel): gradients, BatchNorm statistics and metrics are averaged over it.
 Latents are then the device's slice of one draw for the global batch, so a data-parallel step
 generates the same fakes as a single-device step given the same key; other per-example
-randomness (penalty interpolates, instance noise) uses `fold_in(rng, axis_index)`.
+randomness (penalty interpolates, instance noise) uses `fold_in(rng, axis_index)` when the axis
+has more than one device.
 """
 import dataclasses
 from typing import Any, Callable
@@ -50,8 +51,13 @@ def _mean_over(tree, axis_name):
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
-def _per_device(rng: jax.Array, axis_name: str | None) -> jax.Array:
-  return rng if axis_name is None else jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
+def per_device(rng: jax.Array, axis_name: str | None) -> jax.Array:
+  """`rng` made distinct per device of `axis_name` (fold_in of the axis index). Unchanged without
+  an axis or on an axis of one device, so a one-device run draws exactly what an unmapped (or
+  vmapped) step draws."""
+  if axis_name is None or jax.lax.axis_size(axis_name) == 1:
+    return rng
+  return jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
 
 def draw_latents(rng: jax.Array, n: int, z_dim: int, axis_name: str | None) -> jax.Array:
@@ -175,7 +181,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     fake = jax.lax.stop_gradient(apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True)[0])
     grads, (stats, metrics) = jax.grad(d_loss_fn, has_aux=True)(
         state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, fake,
-        _per_device(loss_rng, o.axis_name))
+        per_device(loss_rng, o.axis_name))
     grads, stats = _mean_over((grads, stats), o.axis_name)
     params, stats, opt_state = d_opt_step(state.d.params, stats, state.d.opt_state, grads)
     metrics['d_grad_norm'] = optax.global_norm(grads)
@@ -210,7 +216,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     z_rng, loss_rng = jax.random.split(rng)
     z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
     (g_loss, stats), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        state.g.params, state, real, z, _per_device(loss_rng, o.axis_name))
+        state.g.params, state, real, z, per_device(loss_rng, o.axis_name))
     grads, stats = _mean_over((grads, stats), o.axis_name)
     updates, opt_state = g_opt.update(grads, state.g.opt_state, state.g.params)
     g = Player(params=optax.apply_updates(state.g.params, updates), batch_stats=stats, opt_state=opt_state)
@@ -250,8 +256,7 @@ def iteration_fn(train_step: Callable, draw: Callable[[Any, jax.Array, int], dic
     rng = jax.random.fold_in(key, state.step)
     data_rng, step_rng = jax.random.split(rng)
     if on_device:
-      if axis_name is not None:
-        data_rng = jax.random.fold_in(data_rng, jax.lax.axis_index(axis_name))
+      data_rng = per_device(data_rng, axis_name)
       flat = draw(data, data_rng, d_steps * batch_size)
       batch = jax.tree.map(lambda a: a.reshape(d_steps, batch_size, *a.shape[1:]), flat)
     else:
