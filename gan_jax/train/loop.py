@@ -116,6 +116,31 @@ class Run:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Due:
+  """What a host loop does after completing iteration `step`: log, save samples, checkpoint, evaluate."""
+  log: bool
+  sample: bool
+  checkpoint: bool
+  eval: bool
+
+  @classmethod
+  def at(cls, config, step: int, last_step: int, evaluating: bool) -> 'Due':
+    """Every train.log_every / sample_every / checkpoint_every and eval.eval_every steps (0: never),
+    and at `last_step` all of them (samples only if sample_every, evaluation only if `evaluating`)."""
+    t, end = config.train, step == last_step
+
+    def every(n: int) -> bool:
+      return bool(n) and step % n == 0
+
+    return cls(log=every(t.log_every) or end, sample=bool(t.sample_every) and (every(t.sample_every) or end),
+               checkpoint=every(t.checkpoint_every) or end,
+               eval=evaluating and (every(config.eval.eval_every) or end))
+
+  def __bool__(self) -> bool:
+    return self.log or self.sample or self.checkpoint or self.eval
+
+
 def validate(config) -> None:
   """Checks values that would otherwise fail deep inside JAX."""
   t = config.train
@@ -371,36 +396,32 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
         raise Interrupted(message, stop.received)
       if step < t.steps:
         batch = batch_for_step(step)
-      log_now = step % t.log_every == 0 or step == t.steps
-      sample_now = t.sample_every and (step % t.sample_every == 0 or step == t.steps)
-      checkpoint_now = (t.checkpoint_every and step % t.checkpoint_every == 0) or step == t.steps
-      eval_every = config.eval.eval_every
-      eval_now = evaluate is not None and ((eval_every and step % eval_every == 0) or step == t.steps)
-      if not (log_now or sample_now or checkpoint_now or eval_now):
+      due = Due.at(config, step, t.steps, evaluate is not None)
+      if not due:
         continue
       means = {k: float(v) / since_log for k, v in jax.device_get(sums).items()}
       if not all(math.isfinite(v) for v in means.values()):
         bad = ', '.join(f'{k}={v}' for k, v in means.items() if not math.isfinite(v))
         raise Diverged(f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
                        f'checkpoint is kept (steps {checkpoints.steps()}); lower the learning rates or add a penalty')
-      if log_now and t.collapse_patience:
+      if due.log and t.collapse_patience:
         collapsed_logs = collapsed_logs + 1 if means['d_loss'] <= t.collapse_d_loss else 0
         if collapsed_logs >= t.collapse_patience:
           raise Diverged(f'collapse: d_loss <= {t.collapse_d_loss:g} at {collapsed_logs} consecutive logs up to '
                          f'step {step} (D wins outright); the last good checkpoint is kept (steps '
                          f'{checkpoints.steps()})')
-      if log_now:
+      if due.log:
         last = means
         steps_per_sec, line = progress.report(step, {**{k: last[k] for k in ('d_loss', 'g_loss')}, **last_eval})
         logger.write(step, {**last, 'steps_per_sec': steps_per_sec})
         logging.info('%s', line)
         sums = jax.tree.map(jnp.zeros_like, sums)
         since_log = 0
-      if sample_now:
+      if due.sample:
         save_samples(step)
-      if checkpoint_now:
+      if due.checkpoint:
         save_checkpoint(step)
-      if eval_now:
+      if due.eval:
         last_eval = evaluate_and_log(step)
         progress.restart_clock(step)  # Evaluation time is not training throughput.
     checkpoints.close()

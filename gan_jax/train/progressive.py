@@ -439,31 +439,27 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
           message = f'{signal.Signals(stop.received).name} at step {step}: checkpoint written; rerun the same command to resume'
           loop.write_status(workdir, 'interrupted', step, message)
           raise loop.Interrupted(message, stop.received)
-        phase_end = step == phase.end_step
-        log_now = step % t.log_every == 0 or phase_end
-        sample_now = t.sample_every and (step % t.sample_every == 0 or step == total)
-        checkpoint_now = (t.checkpoint_every and step % t.checkpoint_every == 0) or step == total
-        eval_now = evaluator is not None and ((config.eval.eval_every and step % config.eval.eval_every == 0)
-                                              or step == total)
-        if not (log_now or sample_now or checkpoint_now or eval_now):
+        due = loop.Due.at(config, step, total, evaluator is not None)
+        due = dataclasses.replace(due, log=due.log or step == phase.end_step)  # Every phase ends with a log.
+        if not due:
           continue
         means = {k: float(v) / since_log for k, v in jax.device_get(sums).items()}
         if not all(math.isfinite(v) for v in means.values()):
           bad = ', '.join(f'{k}={v}' for k, v in means.items() if not math.isfinite(v))
           raise loop.Diverged(f'non-finite values between steps {step - since_log} and {step} ({bad}); the last '
                               f'good checkpoint is kept (steps {checkpoints.steps()}); lower the learning rates')
-        if log_now:
+        if due.log:
           last = means
           steps_per_sec, line = progress.report(step, {**{k: last[k] for k in ('d_loss', 'g_loss')}, **last_eval})
           logger.write(step, {**last, **progress_values(step), 'steps_per_sec': steps_per_sec})
           logging.info('%s | %s', phase.name, line)
           sums = jax.tree.map(jnp.zeros_like, sums)
           since_log = 0
-        if sample_now:
+        if due.sample:
           save_samples(step)
-        if checkpoint_now:
+        if due.checkpoint:
           save_checkpoint(step)
-        if eval_now:
+        if due.eval:
           last_eval = evaluate_and_log(step)
           progress.restart_clock(step)
     checkpoints.close()

@@ -277,12 +277,8 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       raise loop.Interrupted(message, stop.received)
     if step < t.steps:
       batch = batch_for_step(step)
-    log_now = step % t.log_every == 0 or step == t.steps
-    sample_now = t.sample_every and (step % t.sample_every == 0 or step == t.steps)
-    checkpoint_now = (t.checkpoint_every and step % t.checkpoint_every == 0) or step == t.steps
-    eval_every = config.eval.eval_every
-    eval_now = evaluate is not None and ((eval_every and step % eval_every == 0) or step == t.steps)
-    if not (log_now or sample_now or checkpoint_now or eval_now):
+    due = loop.Due.at(config, step, t.steps, evaluate is not None)
+    if not due:
       continue
     host_sums = jax.device_get(sums)
     means = {}
@@ -294,7 +290,7 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       if bad:
         diverge(lane, f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
                       f'checkpoint is kept (steps {m.checkpoints.steps()}); lower the learning rates or add a penalty')
-    if log_now and lanes:
+    if due.log and lanes:
       shown = {k: float(np.mean([means[lane][k] for lane in lanes])) for k in ('d_loss', 'g_loss')}
       steps_per_sec, line = progress.report(step, shown)
       for lane in lanes:
@@ -303,12 +299,12 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       logging.info('%d runs, means: %s', len(lanes), line)
       sums = jax.tree.map(jnp.zeros_like, sums)
       since_log = 0
-    if sample_now and lanes:
+    if due.sample and lanes:
       save_samples(step, lanes)
-    if checkpoint_now:
+    if due.checkpoint:
       for lane in list(lanes):
         checkpoint(step, lane)
-    if eval_now:
+    if due.eval:
       for lane in lanes:
         m = members[lane]
         m.last_eval = evaluate(_lane(state, lane), step, m.config.train.seed)
