@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax import config as config_lib
-from gan_jax import data as data_lib
 from gan_jax import experiments
 from gan_jax.train import loop
 from gan_jax.train import steps as steps_lib

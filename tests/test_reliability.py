@@ -15,6 +15,7 @@ import pytest
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
+from gan_jax.train import from_checkpoint
 from gan_jax.train import loop
 from tests.conftest import REPO_ROOT
 
@@ -38,11 +39,8 @@ def _start(workdir: pathlib.Path, cache_dir: pathlib.Path, *extra) -> subprocess
 
 
 def _final_state(workdir: pathlib.Path, config):
-  run = loop.build_run(config)
-  checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints')
-  state = checkpoints.restore_latest(run.init_state(jax.random.key(0)))
-  checkpoints.close()
-  return state
+  """The latest checkpointed state of the run in `workdir`."""
+  return from_checkpoint.load_latest(config, workdir)[1]
 
 
 def _assert_identical(a, b) -> None:

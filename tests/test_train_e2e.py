@@ -1,5 +1,6 @@
 """End-to-end training runs on real data: outputs, learning, resuming, refusal, divergence."""
 import json
+import pathlib
 
 import jax
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
 from gan_jax.errors import UserError
+from gan_jax.train import from_checkpoint
 from gan_jax.train import loop
 from tests import wandb_records
 
@@ -17,13 +19,9 @@ def _config(exp='vanilla:smoke', **overrides):
   return experiments.load_config(exp, items)
 
 
-def _final_params(workdir, config):
-  run = loop.build_run(config)
-  template = run.init_state(jax.random.key(0))
-  checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints')
-  state = checkpoints.restore_latest(template)
-  checkpoints.close()
-  return state
+def _final_params(workdir: pathlib.Path, config):
+  """The latest checkpointed state of the run in `workdir`."""
+  return from_checkpoint.load_latest(config, workdir)[1]
 
 
 def test_smoke_run_writes_every_output(tmp_path, data_dir):

@@ -12,10 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
 from gan_jax import report
 from gan_jax.errors import UserError
+from gan_jax.train import from_checkpoint
 from gan_jax.train import loop
 from gan_jax.train import vectorized
 from tests import wandb_records
@@ -51,11 +51,8 @@ def _records(workdir: pathlib.Path, name: str = 'metrics') -> list[dict]:
 
 
 def _final_state(workdir: pathlib.Path, config):
-  run = loop.build_run(config)
-  checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints')
-  state = checkpoints.restore_latest(run.init_state(jax.random.key(0)))
-  checkpoints.close()
-  return state
+  """The latest checkpointed state of the run in `workdir`."""
+  return from_checkpoint.load_latest(config, workdir)[1]
 
 
 def _assert_same_runs(configs, sequential_dirs, vectorized_dirs, rtol):
