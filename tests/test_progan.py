@@ -15,7 +15,6 @@ from gan_jax import experiments
 from gan_jax.errors import UserError
 from gan_jax.models import layers
 from gan_jax.models import progan
-from gan_jax.train import loop
 from gan_jax.train import progressive
 
 Z_DIM = 8

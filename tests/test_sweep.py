@@ -460,7 +460,7 @@ def test_killed_sequential_sweep_resumes_skipping_finished_members(sequential_sw
   assert at_kill['table'][at_kill['killed']]['status'] == 'running'
   # The diverging member fails the sweep's exit status, after every other member ran.
   assert returncode == 1, output
-  assert f'4 of 5 member(s) finished' in output, output
+  assert '4 of 5 member(s) finished' in output, output
   table = _table(directory)
   assert list(table) == GRID_NAMES + [DIVERGING_NAME]
   for name in GRID_NAMES:
