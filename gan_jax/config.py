@@ -3,8 +3,10 @@
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
   data   name, dir, split, batch_size, on_device
-  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, upsample
+  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, upsample,
+         g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
   loss   one of gan_jax.losses.LOSSES
+  acgan_weight  weight of the AC-GAN classification terms (model.d_cond='acgan')
   g_loss '' (the loss's own G loss) or 'feature_matching'
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift
@@ -45,8 +47,12 @@ def base() -> ConfigDict:
       hidden=128,         # MLP: hidden width.
       layers=3,           # MLP: hidden layers.
       upsample='subpixel',  # G's stride-2 4x4 transposed convs: 'subpixel' (fast, same math) or 'transpose'.
+      g_cond='',          # class conditioning of G: '' (none), 'concat' (label embedding + z) or 'cbn'.
+      d_cond='',          # of D: '' (none), 'concat' (label maps), 'projection' or 'acgan'.
+      label_dim=10,       # g_cond='concat': size of the label embedding.
   ))
   c.loss = 'non_saturating'
+  c.acgan_weight = 1.0  # d_cond='acgan': weight of the class cross-entropy in the D and G losses.
   c.g_loss = ''
   c.penalty = ConfigDict(dict(
       gp=0.0,               # WGAN-GP lambda on random interpolates (Gulrajani et al. 2017).

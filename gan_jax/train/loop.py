@@ -5,7 +5,8 @@ Run directory:
   status.json        {'status': running|finished|diverged|failed, 'step', 'message'}
   metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec
   eval.jsonl         one JSON object per evaluation: step and the config.eval.metrics results
-  samples/step_N.png fixed-noise sample grid (scatter plot for 2D data)
+  samples/step_N.png fixed-noise sample grid (scatter plot for 2D data; one class per row for
+                     class-conditional models, the same latent down each column)
   checkpoints/N/     Orbax checkpoints of the whole GANState
   wandb/             W&B run files (offline mode)
 """
@@ -37,6 +38,7 @@ from gan_jax.train.progress import Progress
 
 NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
+CLASS_GRID_COLUMNS = 10  # Class-conditional grids: samples per class row.
 EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt), apart from training's.
 
 
@@ -55,18 +57,30 @@ class Run:
   d_opt: optax.GradientTransformation
   train_step: Callable
 
+  @property
+  def conditional(self) -> bool:
+    """Whether G and D take class labels."""
+    return models.is_conditional(self.config.model)
+
   def init_state(self, rng: jax.Array) -> state_lib.GANState:
     return state_lib.init(self.g_model, self.d_model, self.g_opt, self.d_opt, self.config.model.z_dim,
                           self.source.shape, rng, ema=self.config.train.ema_decay > 0,
-                          penalty_config=self.config.penalty)
+                          penalty_config=self.config.penalty, conditional=self.conditional)
 
   def generator_params(self, state: state_lib.GANState):
     """The params samples and evaluations use: the EMA of G's params when enabled."""
     return state.ema_params if self.config.train.ema_decay > 0 else state.g.params
 
-  def generate(self, state: state_lib.GANState, z: jax.Array) -> jax.Array:
-    """G's samples for latents z [N, z_dim] in eval mode (EMA params when enabled)."""
-    out, _ = steps_lib.apply_model(self.g_model, self.generator_params(state), state.g.batch_stats, z, train=False)
+  def generate(self, state: state_lib.GANState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """G's samples for latents z [N, z_dim] and class labels int32 [N] in eval mode (EMA params when
+    enabled). Unconditional models ignore `labels`; conditional ones need them."""
+    cond = {}
+    if self.conditional:
+      if labels is None:
+        raise UserError('this model is class-conditional: give a label per sample')
+      cond = {'labels': labels}
+    out, _ = steps_lib.apply_model(self.g_model, self.generator_params(state), state.g.batch_stats, z, train=False,
+                                   **cond)
     return out
 
 
@@ -100,6 +114,8 @@ def validate(config) -> None:
                     "BatchNorm in D mixes across the batch; set --config.model.d_norm=layer, none or spectral")
   if config.unroll.steps < 0:
     raise UserError(f'unroll.steps must be >= 0 (got {config.unroll.steps})')
+  if config.model.d_cond == 'acgan' and not config.acgan_weight > 0:
+    raise UserError(f"model.d_cond='acgan' needs acgan_weight > 0 (got {config.acgan_weight})")
   if config.eval.eval_every < 0:
     raise UserError(f'eval.eval_every must be >= 0, 0 meaning only at the end (got {config.eval.eval_every})')
   models.compute_dtype(t.dtype)
@@ -110,11 +126,11 @@ def build_run(config) -> Run:
   """Loads the data and builds models, optimizers and the pure train step."""
   validate(config)
   source = data_lib.make_source(config.data)
-  g_model, d_model = models.build(config.model, source.shape, config.train.dtype)
+  g_model, d_model = models.build(config.model, source.shape, config.train.dtype, source.num_classes)
   g_opt = state_lib.make_optimizer(config.optim.g)
   d_opt = state_lib.make_optimizer(config.optim.d)
   train_step = steps_lib.make_train_step(g_model, d_model, g_opt, d_opt, losses.get(config.loss),
-                                         steps_lib.StepOptions.from_config(config))
+                                         steps_lib.StepOptions.from_config(config, num_classes=source.num_classes))
   return Run(config, source, g_model, d_model, g_opt, d_opt, train_step)
 
 
@@ -151,7 +167,7 @@ def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[sta
   key = jax.random.fold_in(jax.random.key(run.config.train.seed), EVAL_KEY_SALT)
 
   def evaluate(state: state_lib.GANState, step: int) -> dict[str, float]:
-    return evaluator(lambda z, labels: generate(state, z), jax.random.fold_in(key, step))
+    return evaluator(lambda z, labels: generate(state, z, labels), jax.random.fold_in(key, step))
 
   return evaluate
 
@@ -204,17 +220,24 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
     flat = run.source.draw_host(np.random.default_rng([t.seed, step]), t.d_steps * config.data.batch_size)
     return {k: v.reshape(t.d_steps, config.data.batch_size, *v.shape[1:]) for k, v in flat.items()}
 
-  num_fixed = NUM_GRID_SAMPLES if run.source.is_image else NUM_SCATTER_SAMPLES
-  fixed_z = jax.random.normal(sample_key, (num_fixed, config.model.z_dim), jnp.float32)
+  fixed_labels, grid_columns = None, None
+  if run.conditional:  # One row per class; column j has the same latent in every row.
+    grid_columns = CLASS_GRID_COLUMNS
+    fixed_labels = jnp.repeat(jnp.arange(run.source.num_classes, dtype=jnp.int32), grid_columns)
+    column_z = jax.random.normal(sample_key, (grid_columns, config.model.z_dim), jnp.float32)
+    fixed_z = jnp.tile(column_z, (run.source.num_classes, 1))
+  else:
+    num_fixed = NUM_GRID_SAMPLES if run.source.is_image else NUM_SCATTER_SAMPLES
+    fixed_z = jax.random.normal(sample_key, (num_fixed, config.model.z_dim), jnp.float32)
   generate = jax.jit(run.generate)
 
   def save_samples(step: int) -> None:
     if not is_main:
       return
-    samples = np.asarray(generate(state, fixed_z))
+    samples = np.asarray(generate(state, fixed_z, fixed_labels))
     path = workdir / 'samples' / f'step_{step}.png'
     if run.source.is_image:
-      plots.save_image_grid(samples, path)
+      plots.save_image_grid(samples, path, grid_columns)
     else:
       real = np.asarray(run.source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
       plots.save_scatter(samples, path, real=real, modes=run.source.mixture.centers, title=f'step {step}')
@@ -239,8 +262,9 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
     if start == 0 and t.sample_every:
       save_samples(0)
     batch = batch_for_step(step)
-    sums = steps_lib.zero_metrics(run.train_step, state, {'image': jnp.zeros(
-        (t.d_steps, config.data.batch_size, *run.source.shape))}, train_key)
+    sums = steps_lib.zero_metrics(run.train_step, state, {
+        'image': jnp.zeros((t.d_steps, config.data.batch_size, *run.source.shape)),
+        'label': jnp.zeros((t.d_steps, config.data.batch_size), jnp.int32)}, train_key)
     started = time.perf_counter()
     iterate = iterate.lower(state, sums, batch, train_key).compile()
     logging.info('compiled the train iteration in %.1f s', time.perf_counter() - started)
