@@ -105,11 +105,6 @@ PENALTY_SCALE = {'gp': 1.0, 'r1': 0.5, 'r2': 0.5, 'dragan': 1.0, 'd_weight_decay
                  'instance_noise': 0.0}
 
 
-def class_cross_entropy(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Mean softmax cross-entropy (nats) of class logits [B, K] against int labels [B]."""
-  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits.astype(jnp.float32), labels))
-
-
 def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
                     d_opt: optax.GradientTransformation, loss: Loss,
                     options: StepOptions) -> Callable[[GANState, dict, jax.Array], tuple[GANState, Metrics]]:
@@ -185,7 +180,8 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
                'd_fake': jnp.mean(d_fake), **terms}
     total = adversarial + penalty
     if o.acgan_weight:
-      metrics['d_acgan'] = class_cross_entropy(class_real, real_labels) + class_cross_entropy(class_fake, fake_labels)
+      metrics['d_acgan'] = (losses_lib.class_cross_entropy(class_real, real_labels)
+                            + losses_lib.class_cross_entropy(class_fake, fake_labels))
       total = total + o.acgan_weight * metrics['d_acgan']
     return total, (stats, metrics)
 
@@ -239,7 +235,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     g_loss = loss.g(d_fake)
     if not o.acgan_weight:
       return g_loss, (g_stats, {'g_loss': g_loss})
-    g_acgan = class_cross_entropy(class_fake, labels)
+    g_acgan = losses_lib.class_cross_entropy(class_fake, labels)
     return g_loss + o.acgan_weight * g_acgan, (g_stats, {'g_loss': g_loss, 'g_acgan': g_acgan})
 
   def g_update(state: GANState, real: jax.Array, real_labels: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:

@@ -1,0 +1,81 @@
+"""Conditional GAN: G and D see the class, so the user chooses which digit (or garment) to generate.
+
+Models P(X|Y) with a DCGAN architecture. Conditioning (gan_jax.models.conditioning): G gets a
+label embedding concatenated to z ('concat', Mirza & Osindero 2014) or conditional batch norm
+('cbn'); D gets one-hot label maps on its input ('concat'), the projection term <embed(y), phi(x)>
+(Miyato & Koyama 2018) or an auxiliary classifier (AC-GAN, Odena et al. 2017).
+
+Launch:
+  python launch.py --exp=cgan                                  # MNIST, CBN G + projection D, non-saturating
+  python launch.py --exp=cgan:acgan                            # AC-GAN D (G: label embedding + z)
+  python launch.py --exp=cgan:concat                           # label maps on D's input
+  python launch.py --exp=cgan:fashion_mnist,hinge              # Fashion-MNIST, hinge loss
+  python launch.py --exp=cgan:cifar10                          # CIFAR-10 (needs its files; no classifier metrics)
+  python launch.py --exp=cgan:smoke                            # seconds: tiny model, 20 steps
+  python launch.py --exp=cgan --sweep                          # conditioning x loss x seed
+  python launch.py --mode=sample --workdir=DIR --labels=3 --num_samples=16     # sixteen 3s
+  python launch.py --mode=sample --workdir=DIR --labels=balanced               # 0..9 in turn; .npz has 'labels'
+Options after the colon combine with commas: one of projection (default), acgan, concat; one of
+mnist (default), fashion_mnist, cifar10; hinge; smoke.
+
+Evaluation (MNIST / Fashion-MNIST, 10k samples with uniform labels, every 2000 steps in
+eval.jsonl): class_accuracy (the project's domain classifier's accuracy on generated samples
+against their requested labels: 0.1 for a G that ignores its label), intra_fd (classifier FD per
+class against that class's test images, averaged over the classes), classifier FD and score.
+Sample grids put one class per row, the same latent down each column.
+
+Expected result: class accuracy >= 0.95 on MNIST for the projection and AC-GAN variants within
+a few thousand steps, and a classifier FD no worse than the unconditional vanilla GAN's on the
+same budget; intra-class FD is larger than the overall FD (each class's statistics from ~1000
+samples, and within-class variety is what a conditional G can still drop).
+
+Measured (2-core shared CPU, jax 0.10.2, flax 0.12.8; 2000 steps of batch 64, g/d channels 32,
+eval on 10k samples vs the 10k MNIST test images):
+  MEASUREMENTS
+"""
+from gan_jax import config as config_lib
+from gan_jax.errors import UserError
+
+DATASETS = ('mnist', 'fashion_mnist', 'cifar10')
+CONDITIONING = {  # option -> (model.g_cond, model.d_cond)
+    'projection': ('cbn', 'projection'),
+    'acgan': ('concat', 'acgan'),
+    'concat': ('concat', 'concat'),
+}
+OPTIONS = DATASETS + tuple(CONDITIONING) + ('hinge', 'smoke')
+
+
+def get_config(arg: str | None = None):
+  options = [o for o in (arg or '').split(',') if o]
+  unknown = [o for o in options if o not in OPTIONS]
+  if unknown:
+    raise UserError(f'cgan: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
+  chosen = [o for o in options if o in CONDITIONING]
+  if len(chosen) > 1:
+    raise UserError(f'cgan: choose one conditioning of {", ".join(CONDITIONING)}; got {", ".join(chosen)}')
+  c = config_lib.base()
+  c.loss = 'hinge' if 'hinge' in options else 'non_saturating'
+  c.model.g_cond, c.model.d_cond = CONDITIONING[chosen[0] if chosen else 'projection']
+  for name in DATASETS:
+    if name in options:
+      c.data.name = name
+  if c.data.name in ('mnist', 'fashion_mnist'):  # The project's domain classifiers exist for these.
+    c.eval.metrics = ('class_accuracy', 'intra_fd', 'classifier_fd', 'classifier_score')
+    c.eval.eval_every = 2000
+  if 'smoke' in options:
+    c.model.g_channels = c.model.d_channels = 8
+    c.model.z_dim = 16
+    c.data.batch_size = 16
+    c.train.steps = 20
+    c.train.log_every = 5
+    c.train.sample_every = 10
+    c.train.checkpoint_every = 10
+    c.eval.metrics = ()  # Tests add the metrics they check.
+  return c
+
+
+def get_sweep():
+  """Conditioning (the get_config options' G/D pairs) x loss (non-saturating, hinge) x 3 seeds."""
+  g_cond, d_cond = zip(*CONDITIONING.values())
+  return {'zip': {'model.g_cond': list(g_cond), 'model.d_cond': list(d_cond)},
+          'product': {'loss': ['non_saturating', 'hinge'], 'train.seed': [0, 1, 2]}}
