@@ -6,7 +6,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, upsample,
          g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
   loss   one of gan_jax.losses.LOSSES
-  acgan_weight  weight of the AC-GAN classification terms (model.d_cond='acgan')
+  acgan  weight, d_fake: the AC-GAN classification terms (model.d_cond='acgan')
   g_loss '' (the loss's own G loss) or 'feature_matching'
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift
@@ -52,7 +52,10 @@ def base() -> ConfigDict:
       label_dim=10,       # g_cond='concat': size of the label embedding.
   ))
   c.loss = 'non_saturating'
-  c.acgan_weight = 1.0  # d_cond='acgan': weight of the class cross-entropy in the D and G losses.
+  c.acgan = ConfigDict(dict(  # model.d_cond='acgan' (Odena et al. 2017).
+      weight=1.0,   # weight of the class cross-entropy in the D and G losses.
+      d_fake=True,  # D's class loss also on fakes (with their requested labels); False: on real data only.
+  ))
   c.g_loss = ''
   c.penalty = ConfigDict(dict(
       gp=0.0,               # WGAN-GP lambda on random interpolates (Gulrajani et al. 2017).

@@ -114,8 +114,8 @@ def validate(config) -> None:
                     "BatchNorm in D mixes across the batch; set --config.model.d_norm=layer, none or spectral")
   if config.unroll.steps < 0:
     raise UserError(f'unroll.steps must be >= 0 (got {config.unroll.steps})')
-  if config.model.d_cond == 'acgan' and not config.acgan_weight > 0:
-    raise UserError(f"model.d_cond='acgan' needs acgan_weight > 0 (got {config.acgan_weight})")
+  if config.model.d_cond == 'acgan' and not config.acgan.weight > 0:
+    raise UserError(f"model.d_cond='acgan' needs acgan.weight > 0 (got {config.acgan.weight})")
   if config.eval.eval_every < 0:
     raise UserError(f'eval.eval_every must be >= 0, 0 meaning only at the end (got {config.eval.eval_every})')
   models.compute_dtype(t.dtype)

@@ -17,7 +17,8 @@ copy of D advanced `unroll_steps` steps by D's own optimizer, differentiating th
 Class-conditional models (`num_classes` > 0) get `labels=`: D the real batch's labels for real
 examples, and both players labels drawn uniformly for the fakes they generate. With
 `acgan_weight` > 0, D's auxiliary classifier adds `acgan_weight` * the cross-entropy of its class
-logits on real and fake examples to D's loss, and on fake examples to G's (Odena et al. 2017).
+logits on real and (with `acgan_d_fake`) fake examples to D's loss, and on fake examples to G's
+(Odena et al. 2017).
 
 With `axis_name` set, gradients, BatchNorm statistics and metrics are averaged over that
 mapped axis (data parallelism).
@@ -71,6 +72,7 @@ class StepOptions:
     unroll_stop_gradient: do not differentiate through the unrolled D updates.
     num_classes: classes of a class-conditional G and D (0 = unconditional: no labels passed).
     acgan_weight: weight of the AC-GAN classification terms (0 = off; D must have cond='acgan').
+    acgan_d_fake: D's class loss includes fakes with their requested labels (else real data only).
     axis_name: the data-parallel axis to average over, or None.
   """
   z_dim: int
@@ -84,6 +86,7 @@ class StepOptions:
   unroll_stop_gradient: bool = False
   num_classes: int = 0
   acgan_weight: float = 0.0
+  acgan_d_fake: bool = True
   axis_name: str | None = None
 
   @classmethod
@@ -96,7 +99,8 @@ class StepOptions:
                clip=p.clip, instance_noise_steps=p.instance_noise_steps,
                feature_matching=config.g_loss == 'feature_matching', unroll_steps=config.unroll.steps,
                unroll_stop_gradient=config.unroll.stop_gradient, num_classes=num_classes if conditional else 0,
-               acgan_weight=config.acgan_weight if config.model.d_cond == 'acgan' else 0.0, axis_name=axis_name)
+               acgan_weight=config.acgan.weight if config.model.d_cond == 'acgan' else 0.0,
+               acgan_d_fake=config.acgan.d_fake, axis_name=axis_name)
 
 
 # Each penalty's term is weight * PENALTY_SCALE[name] * value (R1/R2 are gamma/2-weighted).
@@ -113,7 +117,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
   Metrics (float32 scalars): d_loss (the adversarial D loss), d_penalty (the weighted sum of
   regularizer terms), one raw value per enabled penalty, g_loss, d_real / d_fake (mean D output
   on real / fake examples), d_grad_norm, g_grad_norm; with AC-GAN also d_acgan and g_acgan
-  (the unweighted class cross-entropies; d_acgan sums the real and fake terms). D metrics are
+  (the unweighted class cross-entropies; d_acgan sums the real and, with acgan_d_fake, fake terms). D metrics are
   means over the iteration's D updates.
   """
   o = options
@@ -180,8 +184,9 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
                'd_fake': jnp.mean(d_fake), **terms}
     total = adversarial + penalty
     if o.acgan_weight:
-      metrics['d_acgan'] = (losses_lib.class_cross_entropy(class_real, real_labels)
-                            + losses_lib.class_cross_entropy(class_fake, fake_labels))
+      metrics['d_acgan'] = losses_lib.class_cross_entropy(class_real, real_labels)
+      if o.acgan_d_fake:
+        metrics['d_acgan'] = metrics['d_acgan'] + losses_lib.class_cross_entropy(class_fake, fake_labels)
       total = total + o.acgan_weight * metrics['d_acgan']
     return total, (stats, metrics)
 
