@@ -117,8 +117,8 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
   Metrics (float32 scalars): d_loss (the adversarial D loss), d_penalty (the weighted sum of
   regularizer terms), one raw value per enabled penalty, g_loss, d_real / d_fake (mean D output
   on real / fake examples), d_grad_norm, g_grad_norm; with AC-GAN also d_acgan and g_acgan
-  (the unweighted class cross-entropies; d_acgan sums the real and, with acgan_d_fake, fake terms). D metrics are
-  means over the iteration's D updates.
+  (the unweighted class cross-entropies; d_acgan sums the real and, with acgan_d_fake, fake
+  terms). D metrics are means over the iteration's D updates.
   """
   o = options
 
