@@ -56,6 +56,9 @@ def get_config(arg: str | None = None):
   c = config_lib.base()
   c.loss = 'hinge' if 'hinge' in options else 'non_saturating'
   c.model.g_cond, c.model.d_cond = CONDITIONING[chosen[0] if chosen else 'projection']
+  # D's class loss on real data only: trained on fakes too (Odena et al.), D's classifier learns to
+  # label G's mistakes with their requested class, and G keeps them (see the measurements above).
+  c.acgan.d_fake = False
   for name in DATASETS:
     if name in options:
       c.data.name = name

@@ -219,9 +219,26 @@ def flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
   return flat
 
 
+def with_defaults(saved: dict) -> dict:
+  """A config dict saved by an earlier version, with the keys base() gained since filled with their defaults."""
+  def fill(defaults: dict, tree: dict) -> dict:
+    filled = dict(tree)
+    for key, value in defaults.items():
+      if key not in filled:
+        filled[key] = value
+      elif isinstance(value, dict) and isinstance(filled[key], dict):
+        filled[key] = fill(value, filled[key])
+    return filled
+
+  return fill(to_dict(base()), saved)
+
+
 def shape_differences(saved: dict, current: dict) -> list[str]:
-  """Keys under SHAPE_KEYS whose values differ between two config dicts, as 'key: old -> new'."""
-  old, new = flatten(saved), flatten(current)
+  """Keys under SHAPE_KEYS whose values differ between two config dicts, as 'key: old -> new'.
+
+  Keys the saved config lacks (added to base() after it was written) count as their defaults.
+  """
+  old, new = flatten(with_defaults(saved)), flatten(current)
   diffs = []
   for key in sorted(set(old) | set(new)):
     if not any(key == k or key.startswith(k + '.') for k in SHAPE_KEYS):

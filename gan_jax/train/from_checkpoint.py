@@ -26,12 +26,12 @@ SAMPLE_KEY_SALT = 0x53414D  # Samples come from fold_in(key(seed), salt), apart 
 
 
 def saved_config(workdir: pathlib.Path) -> config_lib.ConfigDict:
-  """The config a run saved in <workdir>/config.json."""
+  """The config a run saved in <workdir>/config.json (keys added to the schema since: their defaults)."""
   path = pathlib.Path(workdir) / 'config.json'
   if not path.exists():
     raise UserError(f'{path} does not exist: {workdir} is not a gan_jax run directory (check --workdir)')
   try:
-    return config_lib.ConfigDict(json.loads(path.read_text()))
+    return config_lib.ConfigDict(config_lib.with_defaults(json.loads(path.read_text())))
   except json.JSONDecodeError as e:
     raise UserError(f'{path} is not valid JSON ({e})') from None
 
