@@ -37,6 +37,7 @@ def _model_config(g_cond='cbn', d_cond='projection'):
   return c.model
 
 
+@jax.jit
 def _perturbed(variables, key):
   """Every param moved by N(0, 0.3^2): the zero-initialised CBN tables then depend on the label."""
   leaves, tree = jax.tree.flatten(variables['params'])
@@ -50,7 +51,8 @@ def test_generator_label_routing(g_cond):
   g, _ = models.build(_model_config(g_cond, 'projection'), SHAPE, num_classes=NUM_CLASSES)
   z = jax.random.normal(jax.random.key(0), (4, 8))
   labels = jnp.array([0, 3, 3, 9], jnp.int32)
-  variables = _perturbed(g.init(jax.random.key(1), z, train=False, labels=labels), jax.random.key(2))
+  init = jax.jit(lambda key, z, labels: g.init(key, z, train=False, labels=labels))
+  variables = _perturbed(init(jax.random.key(1), z, labels), jax.random.key(2))
   generate = jax.jit(lambda z, y: g.apply(variables, z, train=False, labels=y))
   base = generate(z, labels)
   np.testing.assert_array_equal(base, generate(z, labels))  # Same z and label: the same image.
@@ -67,8 +69,9 @@ def test_discriminator_label_routing(d_cond):
   _, d = models.build(_model_config('concat', d_cond), SHAPE, num_classes=NUM_CLASSES)
   x = jax.random.uniform(jax.random.key(0), (3, *SHAPE), minval=-1, maxval=1)
   labels = jnp.array([1, 2, 7], jnp.int32)
-  variables = _perturbed(d.init(jax.random.key(1), x, train=False, labels=labels), jax.random.key(2))
-  critic = lambda y: d.apply(variables, x, train=False, labels=y)
+  init = jax.jit(lambda key, x, labels: d.init(key, x, train=False, labels=labels))
+  variables = _perturbed(init(jax.random.key(1), x, labels), jax.random.key(2))
+  critic = jax.jit(lambda y: d.apply(variables, x, train=False, labels=y))
   changed = critic(labels.at[0].set(4)) - critic(labels)
   if d_cond == 'acgan':  # The adversarial logit does not read the label; the class head does.
     np.testing.assert_array_equal(changed, 0.0)
