@@ -153,6 +153,7 @@ def _run_config(exp='cgan:smoke', **overrides):
   return experiments.load_config(exp, items)
 
 
+@pytest.mark.slow  # Compiles full train steps / classifies 4000 images.
 def test_acgan_step_gradients_include_the_weighted_class_terms(data_dir):
   """One D update with acgan.weight w: D's gradient is that of (adversarial + w * CE); the class head's
   gradient scales with w, and G's loss reports the class term."""
@@ -249,6 +250,7 @@ def models_dir(tmp_path_factory) -> pathlib.Path:
   return directory
 
 
+@pytest.mark.slow  # Classifies 4000 images and the real test subset.
 def test_class_metrics_of_real_images_by_label_and_of_a_label_blind_generator(models_dir, data_dir):
   """Real test images of the requested class score the classifier's accuracy and a small intra-class FD;
   a generator that ignores its labels scores ~10% and a large intra-class FD."""
