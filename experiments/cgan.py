@@ -29,9 +29,8 @@ Sample grids put one class per row, the same latent down each column.
 Expected result: on MNIST the AC-GAN variant reaches class accuracy >= 0.95 within 2500 steps of
 batch 64 with half-width models and the projection variant ~0.9 (0.98 by 5000), both with a
 classifier FD well below the unconditional vanilla GAN's on the same budget; intra-class FD is
-larger than the
-overall FD (each class's statistics come from ~1000 samples, and within-class variety is what a
-conditional G can still drop).
+larger than the overall FD (each class's statistics come from ~1000 samples, and within-class
+variety is what a conditional G can still drop).
 
 Measured on MNIST (2-core CPU shared with other jobs, jax 0.10.2, flax 0.12.8; 2500 steps of batch
 64, g/d channels 32, ~6-7 min each; evaluation on 10k samples against the 10k test images):
