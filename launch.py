@@ -37,6 +37,8 @@ flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'sample'],
                   'train (or resume); eval or sample: use the latest checkpoint in --workdir.')
 flags.DEFINE_integer('num_samples', 10_000, 'With --mode=sample: how many samples to write.')
 flags.DEFINE_string('out', None, 'With --mode=sample: the .npz file to write (default <workdir>/samples.npz).')
+flags.DEFINE_string('labels', None, "With --mode=sample of a class-conditional run: 'balanced' (default), one "
+                    'label for all samples, or one comma-separated label per sample (0,1,2).')
 flags.DEFINE_bool('sweep', False, "Run the members of the experiment's get_sweep(); --workdir is the sweep directory.")
 flags.DEFINE_string('sweep_filter', None, 'Sweep members whose values match, e.g. loss=hinge,train.seed=0 '
                     '(a key given twice matches either value).')
@@ -83,7 +85,7 @@ def main(argv: list[str]) -> int:
       raise UserError(f'--{name} needs --sweep')
   if FLAGS.mode != 'train':
     return from_checkpoint(FLAGS.mode)
-  for name in ('num_samples', 'out'):
+  for name in ('num_samples', 'out', 'labels'):
     if FLAGS[name].present:
       raise UserError(f'--{name} needs --mode=sample')
   config = experiments_lib.load_config(FLAGS.exp, _overrides)
@@ -114,10 +116,13 @@ def from_checkpoint(mode: str) -> int:
     config = experiments_lib.load_config(FLAGS.exp, _overrides)
   else:
     config = config_lib.apply_overrides(from_checkpoint_lib.saved_config(workdir), _overrides)
+  if mode == 'eval' and FLAGS['labels'].present:
+    raise UserError('--labels needs --mode=sample (evaluation draws labels uniformly over the classes)')
   if mode == 'eval':
     print(json.dumps(from_checkpoint_lib.evaluate(config, workdir)))
   else:
-    out = from_checkpoint_lib.sample(config, workdir, FLAGS.num_samples, FLAGS.out or workdir / 'samples.npz')
+    out = from_checkpoint_lib.sample(config, workdir, FLAGS.num_samples, FLAGS.out or workdir / 'samples.npz',
+                                     FLAGS.labels)
     print(f'wrote {FLAGS.num_samples} samples to {out}')
   return 0
 

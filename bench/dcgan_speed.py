@@ -29,7 +29,6 @@ from absl import app
 from absl import flags
 import flax
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import config as config_lib
@@ -92,7 +91,7 @@ class JaxIteration:
     self.state = init(jax.random.key(0))
     self.key = jax.random.key(1)
     self.data = jax.device_put(source.arrays)
-    example = {'image': jnp.zeros((d_steps, batch_size, *shape))}
+    example = steps_lib.example_batch(d_steps, batch_size, shape)
     self.sums = steps_lib.zero_metrics(train_step, self.state, example, self.key)
     iterate = steps_lib.make_iteration(train_step, source.draw, batch_size=batch_size, d_steps=d_steps,
                                        on_device=True)

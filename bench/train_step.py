@@ -18,7 +18,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # Run from
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 
 from gan_jax import config as config_lib
 from gan_jax import experiments
@@ -39,7 +38,7 @@ def measure(config, steps: int, repeats: int) -> dict:
   iterate = steps_lib.make_iteration(run.train_step, run.source.draw, batch_size=config.data.batch_size,
                                      d_steps=config.train.d_steps, on_device=True)
   key = jax.random.key(1)
-  example = {'image': jnp.zeros((config.train.d_steps, config.data.batch_size, *run.source.shape))}
+  example = steps_lib.example_batch(config.train.d_steps, config.data.batch_size, run.source.shape)
   sums = steps_lib.zero_metrics(run.train_step, state, example, key)
   started = time.perf_counter()
   iterate = iterate.lower(state, sums, data, key).compile()

@@ -3,8 +3,10 @@
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
   data   name, dir, split, batch_size, on_device
-  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, upsample
+  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, upsample,
+         g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
   loss   one of gan_jax.losses.LOSSES
+  acgan  weight, d_fake: the AC-GAN classification terms (model.d_cond='acgan')
   g_loss '' (the loss's own G loss) or 'feature_matching'
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift
@@ -45,8 +47,15 @@ def base() -> ConfigDict:
       hidden=128,         # MLP: hidden width.
       layers=3,           # MLP: hidden layers.
       upsample='subpixel',  # G's stride-2 4x4 transposed convs: 'subpixel' (fast, same math) or 'transpose'.
+      g_cond='',          # class conditioning of G: '' (none), 'concat' (label embedding + z) or 'cbn'.
+      d_cond='',          # of D: '' (none), 'concat' (label maps), 'projection' or 'acgan'.
+      label_dim=10,       # g_cond='concat': size of the label embedding.
   ))
   c.loss = 'non_saturating'
+  c.acgan = ConfigDict(dict(  # model.d_cond='acgan' (Odena et al. 2017).
+      weight=1.0,   # weight of the class cross-entropy in the D and G losses.
+      d_fake=True,  # D's class loss also on fakes (with their requested labels); False: on real data only.
+  ))
   c.g_loss = ''
   c.penalty = ConfigDict(dict(
       gp=0.0,               # WGAN-GP lambda on random interpolates (Gulrajani et al. 2017).
@@ -228,9 +237,26 @@ def flatten(tree: dict, prefix: str = '') -> dict[str, Any]:
   return flat
 
 
+def with_defaults(saved: dict) -> dict:
+  """A config dict saved by an earlier version, with the keys base() gained since filled with their defaults."""
+  def fill(defaults: dict, tree: dict) -> dict:
+    filled = dict(tree)
+    for key, value in defaults.items():
+      if key not in filled:
+        filled[key] = value
+      elif isinstance(value, dict) and isinstance(filled[key], dict):
+        filled[key] = fill(value, filled[key])
+    return filled
+
+  return fill(to_dict(base()), saved)
+
+
 def shape_differences(saved: dict, current: dict) -> list[str]:
-  """Keys under SHAPE_KEYS whose values differ between two config dicts, as 'key: old -> new'."""
-  old, new = flatten(saved), flatten(current)
+  """Keys under SHAPE_KEYS whose values differ between two config dicts, as 'key: old -> new'.
+
+  Keys the saved config lacks (added to base() after it was written) count as their defaults.
+  """
+  old, new = flatten(with_defaults(saved)), flatten(current)
   diffs = []
   for key in sorted(set(old) | set(new)):
     if not any(key == k or key.startswith(k + '.') for k in SHAPE_KEYS):

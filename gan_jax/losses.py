@@ -73,6 +73,17 @@ def feature_matching_g(real_features: Array, fake_features: Array) -> Array:
   return jnp.sum(diff ** 2)
 
 
+def class_cross_entropy(class_logits: Array, labels: Array) -> Array:
+  """-E[log softmax(class_logits)[y]]: the AC-GAN classification loss (Odena et al. 2017), in nats.
+
+  Args:
+    class_logits: [B, K] logits of an auxiliary classifier.
+    labels: int [B] classes in [0, K).
+  """
+  log_p = jax.nn.log_softmax(_f32(class_logits), axis=-1)
+  return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None].astype(jnp.int32), axis=-1))
+
+
 class Loss(NamedTuple):
   """A D loss and a G loss that belong together."""
   d: Callable[[Array, Array], Array]

@@ -71,3 +71,14 @@ def test_unknown_experiment_and_option():
     experiments.load_config('nope')
   with pytest.raises(UserError, match='unknown option'):
     experiments.load_config('vanilla:huge')
+
+
+def test_saved_configs_without_newer_keys_take_their_defaults():
+  saved = config_lib.to_dict(config_lib.base())
+  del saved['model']['g_cond'], saved['acgan']
+  filled = config_lib.with_defaults(saved)
+  assert filled['model']['g_cond'] == '' and filled['acgan'] == config_lib.to_dict(config_lib.base())['acgan']
+  assert config_lib.shape_differences(saved, config_lib.to_dict(config_lib.base())) == []
+  current = config_lib.base()
+  current.model.g_cond = 'cbn'
+  assert config_lib.shape_differences(saved, config_lib.to_dict(current)) == ["model.g_cond: '' -> 'cbn'"]

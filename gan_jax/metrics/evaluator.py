@@ -24,6 +24,11 @@ Metrics (`METRICS` maps each name to the keys it adds to the results; all values
   stacked_modes     Stacked MNIST, on `eval.stacked_samples` samples (26000): the MNIST
                     classifier reads each channel's digit; modes covered of 1000 and KL of the
                     mode histogram to uniform (nats). Same keys as 'modes'.
+  class_accuracy    class-conditional models: the fraction of samples the domain classifier
+                    assigns to the label they were generated for (0.1 for a G that ignores its
+                    label on 10 balanced classes).
+  intra_fd          class-conditional models: classifier FD between the samples generated for
+                    class c and the real images of class c, averaged over the classes.
 The image metrics share one set of `eval.num_samples` generated samples. kid and
 precision_recall use the features `eval.features` names: 'classifier', 'inception', or 'auto'
 (the classifier where the data set has one, else Inception).
@@ -66,7 +71,11 @@ METRICS = {
     'precision_recall': ('precision', 'recall', 'density', 'coverage'),
     'modes': ('modes', 'high_quality', 'reverse_kl'),
     'stacked_modes': ('modes', 'reverse_kl'),
+    'class_accuracy': ('class_accuracy',),
+    'intra_fd': ('intra_fd',),
 }
+CLASS_METRICS = ('class_accuracy', 'intra_fd')  # Need a class-conditional model and the data set's classifier.
+CLASSIFIER_METRICS = ('classifier_fd', 'classifier_score') + CLASS_METRICS
 FEATURES = ('auto', 'classifier', 'inception')
 SCORE_SPLITS = 10
 PRD_NEIGHBOURS = 3
@@ -138,6 +147,12 @@ def _validate(config, source: data_lib.Source) -> tuple[str, ...]:
       raise UserError(f"eval metric 'stacked_modes' needs data.name='stacked_mnist', not {source.name!r}")
     if name not in ('modes', 'stacked_modes') and not source.is_image:
       raise UserError(f'eval metric {name!r} needs an image data set; data.name is {source.name!r}')
+  for name in set(names) & set(CLASS_METRICS):
+    if not config.model.g_cond:
+      raise UserError(f"eval metric {name!r} needs a class-conditional model (model.g_cond, e.g. --exp=cgan)")
+    if e.classifier not in ('', source.name):
+      raise UserError(f'eval metric {name!r} compares samples with their labels, so it needs the classifier of the '
+                      f"training data ({source.name!r}); set --config.eval.classifier=''")
   if any(m not in ('modes', 'stacked_modes') for m in names) and e.num_samples < SCORE_SPLITS:
     raise UserError(f'eval.num_samples must be >= {SCORE_SPLITS} for the image metrics (got {e.num_samples})')
   return names
@@ -181,13 +196,20 @@ def _inception_extractor(config, metric: str) -> _Extractor:
   return _Extractor('inception', fingerprint, fn)
 
 
+def _real_subset(config, source: data_lib.Source) -> tuple[np.ndarray, np.ndarray]:
+  """The real reference set: uint8 images [N, H, W, C] and int32 labels [N] of eval.split (eval.num_real of them)."""
+  e = config.eval
+  images, labels = data_lib.load_images(source.name, e.split, config.data.dir)
+  if e.num_real < len(images):
+    chosen = np.sort(np.random.default_rng(REAL_SUBSET_SEED).choice(len(images), e.num_real, replace=False))
+    images, labels = images[chosen], labels[chosen]
+  return images, labels
+
+
 def _real_features(extractor: _Extractor, config, source: data_lib.Source) -> tuple[np.ndarray, fid.FeatureStats]:
   """Features float32 [N, D] and their statistics for the real reference images, via the cache."""
   e = config.eval
-  images, _ = data_lib.load_images(source.name, e.split, config.data.dir)
-  if e.num_real < len(images):
-    chosen = np.random.default_rng(REAL_SUBSET_SEED).choice(len(images), e.num_real, replace=False)
-    images = images[np.sort(chosen)]
+  images, _ = _real_subset(config, source)
   stem = f'{source.name}-{e.split}-{len(images)}-{extractor.name}-{extractor.fingerprint}'
   stem = re.sub(r'[^A-Za-z0-9_.-]', '_', stem)  # 'tfds:name' -> 'tfds_name'
   path = os.path.join(_models_dir(config), 'stats', stem + '.npz')
@@ -206,6 +228,23 @@ def _real_features(extractor: _Extractor, config, source: data_lib.Source) -> tu
     np.savez(f, features=features, count=np.int64(stats.count), mu=stats.mean, sigma=stats.cov)
   os.replace(tmp_path, path)
   return features, stats
+
+
+def class_stats(features: np.ndarray, labels: np.ndarray, num_classes: int) -> list[fid.FeatureStats]:
+  """Per-class statistics of features [N, D] with labels [N]: element c holds class c's."""
+  stats = [fid.FeatureStats() for _ in range(num_classes)]
+  for c in range(num_classes):
+    stats[c].update(features[labels == c])
+  return stats
+
+
+def intra_class_fd(fake: list[fid.FeatureStats], real: list[fid.FeatureStats]) -> float:
+  """Mean over classes of the Frechet distance between class c's generated and real statistics."""
+  for c, (f, r) in enumerate(zip(fake, real)):
+    if f.count < 2 or r.count < 2:
+      raise UserError(f'intra_fd: class {c} has {f.count} generated and {r.count} real samples (need >= 2 of each); '
+                      'raise eval.num_samples or eval.num_real')
+  return float(np.mean([fid.frechet_distance_from_stats(f, r) for f, r in zip(fake, real)]))
 
 
 def _stacked_digits(clf: classifier_lib.Classifier, samples: jax.Array, batch_size: int) -> np.ndarray:
@@ -235,8 +274,8 @@ class Evaluator:
       features = 'classifier' if classifier_name in classifier_lib.IMAGE_SHAPES else 'inception'
     self._features = features if wanted & {'kid', 'precision_recall'} else None
     self._extractors = {}  # name -> _Extractor, for the image metrics.
-    if wanted & {'classifier_fd', 'classifier_score'} or self._features == 'classifier':
-      metric = next(m for m in ('classifier_fd', 'classifier_score', 'kid', 'precision_recall') if m in wanted)
+    if wanted & set(CLASSIFIER_METRICS) or self._features == 'classifier':
+      metric = next(m for m in (*CLASSIFIER_METRICS, 'kid', 'precision_recall') if m in wanted)
       clf = _load_classifier(classifier_name, config, source.shape, metric)
       self._extractors['classifier'] = _classifier_extractor(clf, e.batch_size)
     if wanted & {'fid', 'is'} or self._features == 'inception':
@@ -247,6 +286,10 @@ class Evaluator:
       if (name == 'classifier' and 'classifier_fd' in wanted or name == 'inception' and 'fid' in wanted
           or name == self._features):
         self._real[name] = _real_features(self._extractors[name], config, source)
+    self._real_class_stats = None  # Per-class statistics of the real classifier features, for intra_fd.
+    if 'intra_fd' in wanted:
+      features, _ = _real_features(self._extractors['classifier'], config, source)
+      self._real_class_stats = class_stats(features, _real_subset(config, source)[1], source.num_classes)
     self._mnist = None  # Reads the digits of Stacked MNIST channels.
     if 'stacked_modes' in wanted:
       self._mnist = _load_classifier('mnist', config, source.shape[:2] + (1,), 'stacked_modes')
@@ -285,7 +328,10 @@ class Evaluator:
     features = {name: [] for name in self._extractors}  # Kept for kid / precision_recall only.
     logits = {name: [] for name in self._extractors}  # Kept for the scores only.
     score_of = {'classifier': 'classifier_score', 'inception': 'is'}
-    for samples, _ in self._batches(generate, self._config.eval.num_samples, rng):
+    num_classes = self._source.num_classes
+    fake_class_stats = [fid.FeatureStats() for _ in range(num_classes)]
+    correct = 0
+    for samples, labels in self._batches(generate, self._config.eval.num_samples, rng):
       for name, extractor in self._extractors.items():
         batch_features, batch_logits = extractor.fn(samples)
         stats[name].update(batch_features)
@@ -293,7 +339,16 @@ class Evaluator:
           features[name].append(batch_features)
         if score_of[name] in wanted:
           logits[name].append(batch_logits)
+        if name == 'classifier' and 'class_accuracy' in wanted:
+          correct += int(np.sum(np.argmax(batch_logits, axis=1) == np.asarray(labels)))
+        if name == 'classifier' and 'intra_fd' in wanted:
+          for c in range(num_classes):
+            fake_class_stats[c].update(batch_features[np.asarray(labels) == c])
     results = {}
+    if 'class_accuracy' in wanted:
+      results['class_accuracy'] = correct / self._config.eval.num_samples
+    if 'intra_fd' in wanted:
+      results['intra_fd'] = intra_class_fd(fake_class_stats, self._real_class_stats)
     for name, metric in (('classifier', 'classifier_fd'), ('inception', 'fid')):
       if metric in wanted:
         results[metric] = fid.frechet_distance_from_stats(stats[name], self._real[name][1])

@@ -2,12 +2,14 @@
 
 Every G maps (z [B, z_dim], train) -> samples [B, *example_shape]; every D maps
 (samples, train) -> logits [B]. Both may carry a 'batch_stats' collection (BatchNorm).
+Class-conditional models (`model.g_cond` / `model.d_cond`, gan_jax.models.conditioning) also
+take `labels=` int32 [B].
 """
 import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import dcgan, mlp
+from gan_jax.models import conditioning, dcgan, mlp
 
 MODELS = ('dcgan', 'mlp')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -28,14 +30,21 @@ def compute_dtype(name: str):
   return DTYPES[name]
 
 
-def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float32',
+def is_conditional(model_config) -> bool:
+  """Whether the models take labels (model.g_cond set)."""
+  return bool(model_config.g_cond)
+
+
+def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float32', num_classes: int = 0,
           axis_name: str | None = None) -> tuple[nn.Module, nn.Module]:
-  """The (generator, discriminator) pair for data whose examples have `example_shape`.
+  """The (generator, discriminator) pair for data whose examples have `example_shape` and
+  `num_classes` classes (0 = unlabelled).
 
   axis_name: the data-parallel axis BatchNorm takes its batch statistics over (None: per device).
   """
   dtype = compute_dtype(dtype_name)
   name = model_config.name
+  conditioning.check_config(model_config, num_classes)
   if name == 'dcgan':
     if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
       raise UserError(f'model dcgan needs square images; the data has examples of shape {example_shape} '
@@ -45,16 +54,22 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
     dcgan.num_scales(example_shape[0])
     _check_choice('model.d_norm', model_config.d_norm, D_NORMS)
     _check_choice('model.d_minibatch', model_config.d_minibatch, D_MINIBATCH)
-    return (dcgan.Generator(tuple(example_shape), model_config.g_channels, model_config.upsample, dtype,
-                            axis_name),
-            dcgan.Discriminator(model_config.d_channels, model_config.d_norm, model_config.d_minibatch, dtype,
-                                axis_name))
+    if not is_conditional(model_config):
+      num_classes = 0
+    m = model_config
+    return (dcgan.Generator(tuple(example_shape), m.g_channels, m.upsample, dtype, axis_name=axis_name,
+                            cond=m.g_cond, num_classes=num_classes, label_dim=m.label_dim),
+            dcgan.Discriminator(m.d_channels, m.d_norm, m.d_minibatch, dtype, axis_name=axis_name,
+                                cond=m.d_cond, num_classes=num_classes))
   if name == 'mlp':
     if len(example_shape) != 1:
       raise UserError(f'model mlp needs flat examples; the data has shape {example_shape} (use dcgan)')
     _check_choice('model.d_norm', model_config.d_norm, ('none', 'layer', 'spectral'))
     if model_config.d_minibatch:
       raise UserError("model mlp has no minibatch layers; set --config.model.d_minibatch=''")
+    if is_conditional(model_config):
+      raise UserError("model mlp is unconditional; use --config.model.name=dcgan or set model.g_cond='' and "
+                      "model.d_cond=''")
     return (mlp.Generator(example_shape[0], model_config.hidden, model_config.layers, dtype),
             mlp.Discriminator(model_config.hidden, model_config.layers, model_config.d_norm, dtype))
   raise UserError(f'unknown model {name!r}; choose one of {", ".join(MODELS)} (--config.model.name=NAME)')

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
+from gan_jax.models import conditioning
 from gan_jax.models import layers
 from gan_jax.models.upsample import UpConv2x
 
@@ -30,62 +31,84 @@ def num_scales(side: int) -> int:
   return scales
 
 
-def _batch_norm(train: bool, dtype, axis_name: str | None) -> nn.BatchNorm:
-  """BatchNorm whose batch statistics (in training) are taken over `axis_name` too (the global batch)."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, axis_name=axis_name)
+def _batch_norm(train: bool, dtype, axis_name: str | None, affine: bool = True) -> nn.BatchNorm:
+  """BatchNorm whose batch statistics (in training) are taken over `axis_name` too (the global batch);
+  affine=False leaves out the learned scale and bias (conditional batch norm supplies them)."""
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype, axis_name=axis_name,
+                      use_scale=affine, use_bias=affine)
 
 
 class Generator(nn.Module):
-  """z [B, z_dim] -> images [B, H, W, C] in [-1, 1] (float32).
+  """z [B, z_dim] (and labels int32 [B] when conditional) -> images [B, H, W, C] in [-1, 1] (float32).
 
   axis_name: the data-parallel axis BatchNorm averages its batch statistics over (None: the
     local batch only); the module must then be trained inside a mapping of that axis.
+  cond: '' (unconditional), 'concat' or 'cbn' (gan_jax.models.conditioning) over num_classes.
   """
   image_shape: Sequence[int]
   channels: int = 64
   upsample: str = 'subpixel'
   dtype: jnp.dtype = jnp.float32
   axis_name: str | None = None
+  cond: str = ''
+  num_classes: int = 0
+  label_dim: int = 0
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, z: jax.Array, train: bool = True, labels: jax.Array | None = None) -> jax.Array:
     side, _, out_channels = self.image_shape
     scales = num_scales(side)
     start = side >> scales
     width = self.channels * 2 ** (scales - 1)
+
+    def normalize(x):
+      if self.cond == 'cbn':
+        return conditioning.ClassAffine(self.num_classes)(
+            _batch_norm(train, self.dtype, self.axis_name, affine=False)(x), labels)
+      return _batch_norm(train, self.dtype, self.axis_name)(x)
+
+    if self.cond == 'concat':
+      z = conditioning.ConcatLabel(self.num_classes, self.label_dim)(z, labels)
     x = nn.Dense(start * start * width, use_bias=False, dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], start, start, width)
-    x = nn.relu(_batch_norm(train, self.dtype, self.axis_name)(x))
+    x = nn.relu(normalize(x))
     for _ in range(scales - 1):
       width //= 2
       x = UpConv2x(width, self.upsample, use_bias=False, dtype=self.dtype)(x)
-      x = nn.relu(_batch_norm(train, self.dtype, self.axis_name)(x))
+      x = nn.relu(normalize(x))
     x = UpConv2x(out_channels, self.upsample, dtype=self.dtype)(x)
     return jnp.tanh(x.astype(jnp.float32))
 
 
 class Discriminator(nn.Module):
-  """images [B, H, W, C] -> logits [B] (float32).
+  """images [B, H, W, C] (and labels int32 [B] when conditional) -> logits [B] (float32).
 
   norm: normalization of the hidden conv layers (never the first): 'batch' (DCGAN), 'layer',
     'spectral' (every conv and the output layer divided by its largest singular value; power
     iteration state in 'batch_stats'), or 'none' (WGAN-GP critics).
   minibatch: '' or a cross-example layer before the output: 'stddev' (one extra channel,
     Karras et al. 2018) or 'discrimination' (Salimans et al. 2016).
-  With `features=True` the call returns (logits, the flattened features the output layer reads).
   axis_name: as in Generator, for norm='batch'. The minibatch layers see only the examples of
     their own device.
+  cond: '' (unconditional), 'concat', 'projection' or 'acgan' (gan_jax.models.conditioning).
+  With `features=True` the call returns (logits, the flattened features the output layer reads);
+  with `classes=True` (cond='acgan'), (logits, class logits [B, num_classes] float32).
   """
   channels: int = 64
   norm: str = 'batch'
   minibatch: str = ''
   dtype: jnp.dtype = jnp.float32
   axis_name: str | None = None
+  cond: str = ''
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True, features: bool = False):
+  def __call__(self, x: jax.Array, train: bool = True, features: bool = False, labels: jax.Array | None = None,
+               classes: bool = False):
     scales = num_scales(x.shape[1])
     x = x.astype(self.dtype)
+    if self.cond == 'concat':
+      x = conditioning.label_maps(x, labels, self.num_classes)
     for i in range(scales):
       conv = nn.Conv(self.channels * 2 ** i, (4, 4), (2, 2), padding='SAME',
                      use_bias=not (self.norm == 'batch' and i > 0), dtype=self.dtype)
@@ -103,4 +126,13 @@ class Discriminator(nn.Module):
     dense = nn.Dense(1, dtype=self.dtype)
     logits = (layers.SpectralNorm(dense)(x, update_stats=train) if self.norm == 'spectral' else dense(x))
     logits = logits[:, 0].astype(jnp.float32)
+    if self.cond == 'projection':
+      logits = logits + conditioning.Projection(self.num_classes)(x, labels).astype(jnp.float32)
+    class_logits = None
+    if self.cond == 'acgan':
+      class_logits = nn.Dense(self.num_classes, dtype=self.dtype, name='class_head')(x).astype(jnp.float32)
+    if classes:
+      if class_logits is None:
+        raise ValueError(f"classes=True needs cond='acgan', not {self.cond!r}")
+      return logits, class_logits
     return (logits, x.astype(jnp.float32)) if features else logits

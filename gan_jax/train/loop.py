@@ -5,7 +5,8 @@ Run directory:
   status.json        {'status': running|finished|diverged|failed, 'step', 'message'}
   metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec
   eval.jsonl         one JSON object per evaluation: step and the config.eval.metrics results
-  samples/step_N.png fixed-noise sample grid (scatter plot for 2D data)
+  samples/step_N.png fixed-noise sample grid (scatter plot for 2D data; one class per row for
+                     class-conditional models, the same latent down each column)
   checkpoints/N/     Orbax checkpoints of the whole GANState
   wandb/             W&B run files (offline mode)
 """
@@ -41,6 +42,7 @@ from gan_jax.train.progress import Progress
 
 NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
+CLASS_GRID_COLUMNS = 10  # Class-conditional grids: samples per class row.
 EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt), apart from training's.
 
 
@@ -101,18 +103,30 @@ class Run:
   d_opt: optax.GradientTransformation
   train_step: Callable
 
+  @property
+  def conditional(self) -> bool:
+    """Whether G and D take class labels."""
+    return models.is_conditional(self.config.model)
+
   def init_state(self, rng: jax.Array) -> state_lib.GANState:
     return state_lib.init(self.g_model, self.d_model, self.g_opt, self.d_opt, self.config.model.z_dim,
                           self.source.shape, rng, ema=self.config.train.ema_decay > 0,
-                          penalty_config=self.config.penalty)
+                          penalty_config=self.config.penalty, conditional=self.conditional)
 
   def generator_params(self, state: state_lib.GANState):
     """The params samples and evaluations use: the EMA of G's params when enabled."""
     return state.ema_params if self.config.train.ema_decay > 0 else state.g.params
 
-  def generate(self, state: state_lib.GANState, z: jax.Array) -> jax.Array:
-    """G's samples for latents z [N, z_dim] in eval mode (EMA params when enabled)."""
-    out, _ = steps_lib.apply_model(self.g_model, self.generator_params(state), state.g.batch_stats, z, train=False)
+  def generate(self, state: state_lib.GANState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """G's samples for latents z [N, z_dim] and class labels int32 [N] in eval mode (EMA params when
+    enabled). Unconditional models ignore `labels`; conditional ones need them."""
+    cond = {}
+    if self.conditional:
+      if labels is None:
+        raise UserError('this model is class-conditional: give a label per sample')
+      cond = {'labels': labels}
+    out, _ = steps_lib.apply_model(self.g_model, self.generator_params(state), state.g.batch_stats, z, train=False,
+                                   **cond)
     return out
 
 
@@ -176,6 +190,8 @@ def validate(config) -> None:
       raise UserError(f'train.{name} must be >= 0, 0 meaning off (got {t[name]})')
   if not 0.0 < t.restart_lr_factor < 1.0:
     raise UserError(f'train.restart_lr_factor must be in (0, 1) (got {t.restart_lr_factor})')
+  if config.model.d_cond == 'acgan' and not config.acgan.weight > 0:
+    raise UserError(f"model.d_cond='acgan' needs acgan.weight > 0 (got {config.acgan.weight})")
   if config.eval.eval_every < 0:
     raise UserError(f'eval.eval_every must be >= 0, 0 meaning only at the end (got {config.eval.eval_every})')
   models.compute_dtype(t.dtype)
@@ -187,11 +203,11 @@ def build_run(config, axis_name: str | None = None) -> Run:
   `axis_name` when set: see gan_jax.train.parallel)."""
   validate(config)
   source = data_lib.make_source(config.data)
-  g_model, d_model = models.build(config.model, source.shape, config.train.dtype, axis_name)
+  g_model, d_model = models.build(config.model, source.shape, config.train.dtype, source.num_classes, axis_name)
   g_opt = state_lib.make_optimizer(config.optim.g)
   d_opt = state_lib.make_optimizer(config.optim.d)
   train_step = steps_lib.make_train_step(g_model, d_model, g_opt, d_opt, losses.get(config.loss),
-                                         steps_lib.StepOptions.from_config(config, axis_name))
+                                         steps_lib.StepOptions.from_config(config, axis_name, source.num_classes))
   return Run(config, source, g_model, d_model, g_opt, d_opt, train_step)
 
 
@@ -232,7 +248,7 @@ def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[sta
 
   def evaluate(state: state_lib.GANState, step: int, seed: int) -> dict[str, float]:
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
-    return evaluator(lambda z, labels: generate(state, z), key)
+    return evaluator(lambda z, labels: generate(state, z, labels), key)
 
   return evaluate
 
@@ -246,13 +262,30 @@ def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '
   tmp.replace(workdir / 'status.json')
 
 
-def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Path, step: int) -> bool:
-  """Writes G's samples [N, *source.shape] to `path` (PNG): an image grid, or for 2D data a scatter
-  plot over real points and the mixture's modes. Returns False (with a warning) if the disk failed:
-  a full disk loses the picture, not the run."""
+def fixed_sample_inputs(run: Run, key: jax.Array) -> tuple[jax.Array, jax.Array | None, int | None]:
+  """The fixed inputs of a run's sample grids: (z float32 [N, z_dim], labels int32 [N] or None, grid columns or None).
+
+  Unconditional: NUM_GRID_SAMPLES latents (NUM_SCATTER_SAMPLES for 2D data). Conditional: one row
+  per class, column j holding the same latent in every row.
+  """
+  z_dim = run.config.model.z_dim
+  if not run.conditional:
+    num = NUM_GRID_SAMPLES if run.source.is_image else NUM_SCATTER_SAMPLES
+    return jax.random.normal(key, (num, z_dim), jnp.float32), None, None
+  classes = run.source.num_classes
+  labels = jnp.repeat(jnp.arange(classes, dtype=jnp.int32), CLASS_GRID_COLUMNS)
+  column_z = jax.random.normal(key, (CLASS_GRID_COLUMNS, z_dim), jnp.float32)
+  return jnp.tile(column_z, (classes, 1)), labels, CLASS_GRID_COLUMNS
+
+
+def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Path, step: int,
+                  columns: int | None = None) -> bool:
+  """Writes G's samples [N, *source.shape] to `path` (PNG): an image grid (`columns` wide, None:
+  square), or for 2D data a scatter plot over real points and the mixture's modes. Returns False
+  (with a warning) if the disk failed: a full disk loses the picture, not the run."""
   try:
     if source.is_image:
-      plots.save_image_grid(samples, path)
+      plots.save_image_grid(samples, path, columns)
     else:
       real = np.asarray(source.mixture.sample(jax.random.key(0), NUM_SCATTER_SAMPLES))
       plots.save_scatter(samples, path, real=real, modes=source.mixture.centers, title=f'step {step}')
@@ -336,15 +369,15 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
       return data
     return parallel.host_batch(run.source, t.seed, step, config.data.batch_size, t.d_steps, mesh)
 
-  num_fixed = NUM_GRID_SAMPLES if run.source.is_image else NUM_SCATTER_SAMPLES
-  fixed_z = jax.random.normal(sample_key, (num_fixed, config.model.z_dim), jnp.float32)
+  fixed_z, fixed_labels, grid_columns = fixed_sample_inputs(run, sample_key)
   generate = jax.jit(run.generate)
 
   def save_samples(step: int) -> None:
     if not is_main:
       return
     path = workdir / 'samples' / f'step_{step}.png'
-    if not write_samples(run.source, np.asarray(generate(parallel.local_replica(state), fixed_z)), path, step):
+    samples = np.asarray(generate(parallel.local_replica(state), fixed_z, fixed_labels))
+    if not write_samples(run.source, samples, path, step, grid_columns):
       return
     logger.image(step, 'samples', path)
 

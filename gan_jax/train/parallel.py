@@ -22,7 +22,6 @@ from typing import Any, Callable
 
 import jax
 from jax.experimental import multihost_utils
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import UserError
@@ -127,7 +126,7 @@ def zero_metrics(train_step: Callable, state, example_shape: tuple[int, ...], d_
   """Replicated float32 zeros with the structure of the metrics of `train_step` (nothing is run)."""
   mapped = jax.shard_map(train_step, mesh=mesh, in_specs=(P(), P(None, AXIS), P()), out_specs=(P(), P()),
                          check_vma=False)
-  batch = {'image': jax.ShapeDtypeStruct((d_steps, batch_size, *example_shape), jnp.float32)}
+  batch = steps_lib.example_batch(d_steps, batch_size, example_shape)
   shapes = jax.eval_shape(mapped, state, batch, rng)[1]
   return replicate(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes), mesh)
 

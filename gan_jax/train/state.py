@@ -85,20 +85,22 @@ def with_hyperparams(state: GANState, config) -> GANState:
                        loss_weights=loss_weights(config.penalty))
 
 
-def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.Array, example: jax.Array) -> Player:
-  variables = model.init(rng, example, train=False)
+def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.Array, example: jax.Array,
+                 **kwargs) -> Player:
+  variables = model.init(rng, example, train=False, **kwargs)
   params = variables['params']
   return Player(params=params, batch_stats=variables.get('batch_stats', {}), opt_state=opt.init(params))
 
 
 def init(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
          d_opt: optax.GradientTransformation, z_dim: int, example_shape: tuple[int, ...],
-         rng: jax.Array, ema: bool, penalty_config=None) -> GANState:
+         rng: jax.Array, ema: bool, penalty_config=None, conditional: bool = False) -> GANState:
   """Fresh state: both networks initialised from `rng`, step 0, loss weights from `penalty_config`
-  (all zero when None)."""
+  (all zero when None). `conditional`: the networks take labels (initialised with label 0)."""
   g_rng, d_rng = jax.random.split(rng)
-  g = _init_player(g_model, g_opt, g_rng, jnp.zeros((1, z_dim), jnp.float32))
-  d = _init_player(d_model, d_opt, d_rng, jnp.zeros((1, *example_shape), jnp.float32))
+  cond = {'labels': jnp.zeros((1,), jnp.int32)} if conditional else {}
+  g = _init_player(g_model, g_opt, g_rng, jnp.zeros((1, z_dim), jnp.float32), **cond)
+  d = _init_player(d_model, d_opt, d_rng, jnp.zeros((1, *example_shape), jnp.float32), **cond)
   ema_params = jax.tree.map(jnp.copy, g.params) if ema else {}
   weights = loss_weights(penalty_config) if penalty_config is not None else {
       name: jnp.zeros((), jnp.float32) for name in LOSS_WEIGHTS}

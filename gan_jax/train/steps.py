@@ -2,6 +2,7 @@
 
 `make_train_step(...)` returns `train_step(state, batch, rng) -> (state, metrics)`:
   batch['image']: float32 [d_steps, B, *example_shape], one real batch per D update;
+  batch['label']: int32 [d_steps, B], their classes (read by class-conditional models only);
   d_steps D updates, then one G update, all inside one program.
 Gradients only reach the player being trained: in the D update G's output is a constant, and
 in the G update D's params are constants. BatchNorm running statistics of a network are
@@ -13,12 +14,18 @@ regularizers (gradient penalties, weight clipping and decay, instance noise, dri
 matching for G, and the unrolled G update of Metz et al. 2017 (G's loss is taken against a
 copy of D advanced `unroll_steps` steps by D's own optimizer, differentiating through them).
 
+Class-conditional models (`num_classes` > 0) get `labels=`: D the real batch's labels for real
+examples, and both players labels drawn uniformly for the fakes they generate. With
+`acgan_weight` > 0, D's auxiliary classifier adds `acgan_weight` * the cross-entropy of its class
+logits on real and (with `acgan_d_fake`) fake examples to D's loss, and on fake examples to G's
+(Odena et al. 2017).
+
 With `axis_name` set, the step runs on one device's part of the batch inside a mapping of that
 axis (gan_jax.train.parallel): gradients, BatchNorm statistics and metrics are averaged over it.
-Latents are then the device's slice of one draw for the global batch, so a data-parallel step
-generates the same fakes as a single-device step given the same key; other per-example
-randomness (penalty interpolates, instance noise) uses `fold_in(rng, axis_index)` when the axis
-has more than one device.
+Latents and fake labels are then the device's slice of one draw for the global batch, so a
+data-parallel step generates the same fakes as a single-device step given the same key; other
+per-example randomness (penalty interpolates, instance noise) uses `fold_in(rng, axis_index)` when
+the axis has more than one device.
 """
 import dataclasses
 from typing import Any, Callable
@@ -84,6 +91,9 @@ class StepOptions:
     feature_matching: G minimises the distance between mean D features of real and fake.
     unroll_steps: k of the unrolled G update (0 = the ordinary G update).
     unroll_stop_gradient: do not differentiate through the unrolled D updates.
+    num_classes: classes of a class-conditional G and D (0 = unconditional: no labels passed).
+    acgan_weight: weight of the AC-GAN classification terms (0 = off; D must have cond='acgan').
+    acgan_d_fake: D's class loss includes fakes with their requested labels (else real data only).
     axis_name: the data-parallel axis to average over, or None.
   """
   z_dim: int
@@ -95,16 +105,23 @@ class StepOptions:
   feature_matching: bool = False
   unroll_steps: int = 0
   unroll_stop_gradient: bool = False
+  num_classes: int = 0
+  acgan_weight: float = 0.0
+  acgan_d_fake: bool = True
   axis_name: str | None = None
 
   @classmethod
-  def from_config(cls, config, axis_name: str | None = None) -> 'StepOptions':
+  def from_config(cls, config, axis_name: str | None = None, num_classes: int = 0) -> 'StepOptions':
+    """`num_classes`: the data's classes (used only when config.model.g_cond is set)."""
     p = config.penalty
+    conditional = bool(config.model.g_cond)
     return cls(z_dim=config.model.z_dim, ema_decay=config.train.ema_decay,
                penalties=tuple(name for name in PENALTY_SCALE if p[name] > 0), gp_one_sided=p.gp_one_sided,
                clip=p.clip, instance_noise_steps=p.instance_noise_steps,
                feature_matching=config.g_loss == 'feature_matching', unroll_steps=config.unroll.steps,
-               unroll_stop_gradient=config.unroll.stop_gradient, axis_name=axis_name)
+               unroll_stop_gradient=config.unroll.stop_gradient, num_classes=num_classes if conditional else 0,
+               acgan_weight=config.acgan.weight if config.model.d_cond == 'acgan' else 0.0,
+               acgan_d_fake=config.acgan.d_fake, axis_name=axis_name)
 
 
 # Each penalty's term is weight * PENALTY_SCALE[name] * value (R1/R2 are gamma/2-weighted).
@@ -120,13 +137,34 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
 
   Metrics (float32 scalars): d_loss (the adversarial D loss), d_penalty (the weighted sum of
   regularizer terms), one raw value per enabled penalty, g_loss, d_real / d_fake (mean D output
-  on real / fake examples), d_grad_norm, g_grad_norm. D metrics are means over the iteration's
-  D updates.
+  on real / fake examples), d_grad_norm, g_grad_norm; with AC-GAN also d_acgan and g_acgan
+  (the unweighted class cross-entropies; d_acgan sums the real and, with acgan_d_fake, fake
+  terms). D metrics are means over the iteration's D updates.
   """
   o = options
 
+  def cond(labels) -> dict:
+    """The labels keyword of a model call: only conditional models get one."""
+    return {'labels': labels} if o.num_classes else {}
+
+  def draw_labels(rng, n):
+    """Uniform class labels int32 [n] for generated examples (zeros when unconditional); under
+    `axis_name`, this device's n of one draw for all devices (as draw_latents)."""
+    rng = jax.random.fold_in(rng, 1)
+    if o.axis_name is None:
+      return jax.random.randint(rng, (n,), 0, max(o.num_classes, 1), jnp.int32)
+    labels = jax.random.randint(rng, (jax.lax.axis_size(o.axis_name) * n,), 0, max(o.num_classes, 1), jnp.int32)
+    return jax.lax.dynamic_slice_in_dim(labels, jax.lax.axis_index(o.axis_name) * n, n)
+
   def d_apply(params, stats, x, train, **kwargs):
     return apply_model(d_model, params, stats, x, train, **kwargs)
+
+  def d_train(params, stats, x, labels):
+    """D in train mode: ((logits [B], class logits [B, K] or None), new stats)."""
+    if o.acgan_weight:
+      return d_apply(params, stats, x, True, classes=True, **cond(labels))
+    logits, stats = d_apply(params, stats, x, True, **cond(labels))
+    return (logits, None), stats
 
   def noisy(x, weights, step, rng):
     if 'instance_noise' not in o.penalties:
@@ -136,9 +174,13 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
       std = penalties.instance_noise_std(step, std, o.instance_noise_steps)
     return penalties.instance_noise(x, rng, std.astype(x.dtype))
 
-  def penalty_terms(params, stats, real, fake, d_real, rng) -> dict[str, jax.Array]:
-    """Raw (unweighted) values of the enabled loss-term penalties."""
-    critic = lambda x: d_apply(params, stats, x, False)[0]
+  def penalty_terms(params, stats, real, real_labels, fake, fake_labels, d_real, rng) -> dict[str, jax.Array]:
+    """Raw (unweighted) values of the enabled loss-term penalties.
+
+    A conditional critic reads the real labels, except on fakes alone (R2): there the fakes' own.
+    """
+    critic = lambda x: d_apply(params, stats, x, False, **cond(real_labels))[0]
+    fake_critic = lambda x: d_apply(params, stats, x, False, **cond(fake_labels))[0]
     gp_rng, dragan_rng = jax.random.split(rng)
     terms = {}
     if 'gp' in o.penalties:
@@ -146,7 +188,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     if 'r1' in o.penalties:
       terms['r1'] = penalties.r1_penalty(critic, real)
     if 'r2' in o.penalties:
-      terms['r2'] = penalties.r2_penalty(critic, fake)
+      terms['r2'] = penalties.r2_penalty(fake_critic, fake)
     if 'dragan' in o.penalties:
       terms['dragan'] = penalties.dragan_penalty(critic, real, dragan_rng)
     if 'd_weight_decay' in o.penalties:
@@ -155,18 +197,24 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
       terms['drift'] = jnp.mean(jnp.square(d_real))
     return terms
 
-  def d_loss_fn(params, stats, weights, step, real, fake, rng):
+  def d_loss_fn(params, stats, weights, step, real, real_labels, fake, fake_labels, rng):
     """D's total loss and (new stats, metrics) on one real and one (constant) fake batch."""
     noise_rng, penalty_rng = jax.random.split(rng)
     real_noise_rng, fake_noise_rng = jax.random.split(noise_rng)
-    d_real, stats = d_apply(params, stats, noisy(real, weights, step, real_noise_rng), True)
-    d_fake, stats = d_apply(params, stats, noisy(fake, weights, step, fake_noise_rng), True)
+    (d_real, class_real), stats = d_train(params, stats, noisy(real, weights, step, real_noise_rng), real_labels)
+    (d_fake, class_fake), stats = d_train(params, stats, noisy(fake, weights, step, fake_noise_rng), fake_labels)
     adversarial = loss.d(d_real, d_fake)
-    terms = penalty_terms(params, stats, real, fake, d_real, penalty_rng)
+    terms = penalty_terms(params, stats, real, real_labels, fake, fake_labels, d_real, penalty_rng)
     penalty = sum((weights[k] * PENALTY_SCALE[k] * v for k, v in terms.items()), jnp.zeros((), jnp.float32))
     metrics = {'d_loss': adversarial, 'd_penalty': penalty, 'd_real': jnp.mean(d_real),
                'd_fake': jnp.mean(d_fake), **terms}
-    return adversarial + penalty, (stats, metrics)
+    total = adversarial + penalty
+    if o.acgan_weight:
+      metrics['d_acgan'] = losses_lib.class_cross_entropy(class_real, real_labels)
+      if o.acgan_d_fake:
+        metrics['d_acgan'] = metrics['d_acgan'] + losses_lib.class_cross_entropy(class_fake, fake_labels)
+      total = total + o.acgan_weight * metrics['d_acgan']
+    return total, (stats, metrics)
 
   def d_opt_step(params, stats, opt_state, grads):
     updates, opt_state = d_opt.update(grads, opt_state, params)
@@ -175,69 +223,81 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
       params = penalties.clip_weights(params, o.clip)
     return params, stats, opt_state
 
-  def d_update(state: GANState, real: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
+  def d_update(state: GANState, real: jax.Array, real_labels: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
     z_rng, loss_rng = jax.random.split(rng)
     z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
-    fake = jax.lax.stop_gradient(apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True)[0])
+    labels = draw_labels(rng, real.shape[0])
+    fake = jax.lax.stop_gradient(
+        apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True, **cond(labels))[0])
     grads, (stats, metrics) = jax.grad(d_loss_fn, has_aux=True)(
-        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, fake,
+        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, real_labels, fake, labels,
         per_device(loss_rng, o.axis_name))
     grads, stats = _mean_over((grads, stats), o.axis_name)
     params, stats, opt_state = d_opt_step(state.d.params, stats, state.d.opt_state, grads)
     metrics['d_grad_norm'] = optax.global_norm(grads)
     return state.replace(d=Player(params, stats, opt_state)), metrics
 
-  def unrolled_d(state: GANState, real: jax.Array, fake: jax.Array, rng: jax.Array):
+  def unrolled_d(state: GANState, real: jax.Array, real_labels: jax.Array, fake: jax.Array, labels: jax.Array,
+                 rng: jax.Array):
     """D's (params, stats) after `unroll_steps` functional updates against `fake` (not stopped)."""
     params, stats, opt_state = state.d.params, state.d.batch_stats, state.d.opt_state
     for rng_k in jax.random.split(rng, o.unroll_steps):
       grads, (new_stats, _) = jax.grad(d_loss_fn, has_aux=True)(
-          params, stats, state.loss_weights, state.step, real, fake, rng_k)
+          params, stats, state.loss_weights, state.step, real, real_labels, fake, labels, rng_k)
       params, stats, opt_state = d_opt_step(params, new_stats, opt_state, grads)
     if o.unroll_stop_gradient:
       params = jax.lax.stop_gradient(params)
     return params, stats
 
-  def g_loss_fn(g_params, state: GANState, real: jax.Array, z: jax.Array, rng: jax.Array):
-    fake, g_stats = apply_model(g_model, g_params, state.g.batch_stats, z, train=True)
+  def g_loss_fn(g_params, state: GANState, real: jax.Array, real_labels: jax.Array, z: jax.Array,
+                labels: jax.Array, rng: jax.Array):
+    """G's total loss and (new stats, metrics) for latents z and requested labels."""
+    fake, g_stats = apply_model(g_model, g_params, state.g.batch_stats, z, train=True, **cond(labels))
     d_params, d_stats = state.d.params, state.d.batch_stats
     unroll_rng, noise_rng = jax.random.split(rng)
     if o.unroll_steps:
-      d_params, d_stats = unrolled_d(state, real, fake, unroll_rng)
+      d_params, d_stats = unrolled_d(state, real, real_labels, fake, labels, unroll_rng)
     fake_in = noisy(fake, state.loss_weights, state.step, noise_rng)
     if o.feature_matching:
-      (_, fake_features), _ = d_apply(d_params, d_stats, fake_in, True, features=True)
-      (_, real_features), _ = d_apply(d_params, d_stats, real, True, features=True)
-      return losses_lib.feature_matching_g(jax.lax.stop_gradient(real_features), fake_features), g_stats
-    d_fake, _ = d_apply(d_params, d_stats, fake_in, True)
-    return loss.g(d_fake), g_stats
+      (_, fake_features), _ = d_apply(d_params, d_stats, fake_in, True, features=True, **cond(labels))
+      (_, real_features), _ = d_apply(d_params, d_stats, real, True, features=True, **cond(real_labels))
+      g_loss = losses_lib.feature_matching_g(jax.lax.stop_gradient(real_features), fake_features)
+      return g_loss, (g_stats, {'g_loss': g_loss})
+    (d_fake, class_fake), _ = d_train(d_params, d_stats, fake_in, labels)
+    g_loss = loss.g(d_fake)
+    if not o.acgan_weight:
+      return g_loss, (g_stats, {'g_loss': g_loss})
+    g_acgan = losses_lib.class_cross_entropy(class_fake, labels)
+    return g_loss + o.acgan_weight * g_acgan, (g_stats, {'g_loss': g_loss, 'g_acgan': g_acgan})
 
-  def g_update(state: GANState, real: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
+  def g_update(state: GANState, real: jax.Array, real_labels: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
     z_rng, loss_rng = jax.random.split(rng)
     z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
-    (g_loss, stats), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        state.g.params, state, real, z, per_device(loss_rng, o.axis_name))
+    labels = draw_labels(rng, real.shape[0])
+    (_, (stats, metrics)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+        state.g.params, state, real, real_labels, z, labels, per_device(loss_rng, o.axis_name))
     grads, stats = _mean_over((grads, stats), o.axis_name)
     updates, opt_state = g_opt.update(grads, state.g.opt_state, state.g.params)
     g = Player(params=optax.apply_updates(state.g.params, updates), batch_stats=stats, opt_state=opt_state)
     ema_params = state.ema_params
     if o.ema_decay:
       ema_params = jax.tree.map(lambda e, p: o.ema_decay * e + (1.0 - o.ema_decay) * p, ema_params, g.params)
-    metrics = {'g_loss': g_loss, 'g_grad_norm': optax.global_norm(grads)}
+    metrics['g_grad_norm'] = optax.global_norm(grads)
     return state.replace(g=g, ema_params=ema_params), metrics
 
   def train_step(state: GANState, batch: dict[str, jax.Array], rng: jax.Array) -> tuple[GANState, Metrics]:
     real = batch['image']
+    real_labels = batch['label'] if o.num_classes else jnp.zeros(real.shape[:2], jnp.int32)
     d_rng, g_rng = jax.random.split(rng)
     # A Python loop, unrolled into the one program: XLA:CPU runs convolution gradients inside a
     # lax.scan/while body ~13x slower than at the top level (bench/train_step.py measured 780 vs
     # 59 ms per DCGAN iteration), and d_steps is small.
     d_metrics = []
     for k, rng_k in enumerate(jax.random.split(d_rng, real.shape[0])):
-      state, metrics_k = d_update(state, real[k], rng_k)
+      state, metrics_k = d_update(state, real[k], real_labels[k], rng_k)
       d_metrics.append(metrics_k)
     d_metrics = jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *d_metrics)
-    state, g_metrics = g_update(state, real[-1], g_rng)
+    state, g_metrics = g_update(state, real[-1], real_labels[-1], g_rng)
     metrics = {**d_metrics, **g_metrics}
     return state.replace(step=state.step + 1), _mean_over(metrics, o.axis_name)
 
@@ -285,6 +345,12 @@ def make_iteration(train_step: Callable, draw: Callable[[Any, jax.Array, int], d
   """
   iterate = iteration_fn(train_step, draw, batch_size=batch_size, d_steps=d_steps, on_device=on_device)
   return jax.jit(iterate, donate_argnums=(0, 1))
+
+
+def example_batch(d_steps: int, batch_size: int, example_shape: tuple[int, ...]) -> dict[str, jax.ShapeDtypeStruct]:
+  """The shapes of one iteration's batch: 'image' float32 [d_steps, B, *example_shape], 'label' int32 [d_steps, B]."""
+  return {'image': jax.ShapeDtypeStruct((d_steps, batch_size, *example_shape), jnp.float32),
+          'label': jax.ShapeDtypeStruct((d_steps, batch_size), jnp.int32)}
 
 
 def zero_metrics(train_step: Callable, state: GANState, batch: dict, rng: jax.Array) -> Metrics:

@@ -218,19 +218,19 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
   for m in members:
     m.state = None  # The stacked state owns the arrays from here on.
   train_keys = _stack([m.train_key for m in members])
-  num_fixed = loop.NUM_GRID_SAMPLES if run.source.is_image else loop.NUM_SCATTER_SAMPLES
-  fixed_z = _stack([jax.random.normal(m.sample_key, (num_fixed, config.model.z_dim), jnp.float32) for m in members])
-  generate = jax.jit(jax.vmap(run.generate))
+  fixed = [loop.fixed_sample_inputs(run, m.sample_key) for m in members]
+  fixed_z, (_, fixed_labels, grid_columns) = _stack([z for z, _, _ in fixed]), fixed[0]  # Labels: the same for all.
+  generate = jax.jit(jax.vmap(run.generate, in_axes=(0, 0, None)))
 
   def save_samples(step: int, lanes: list[int]) -> None:
     if not is_main:
       return
-    samples = np.asarray(generate(state, fixed_z))
+    samples = np.asarray(generate(state, fixed_z, fixed_labels))
     for lane in lanes:
       m = members[lane]
       path = m.workdir / 'samples' / f'step_{step}.png'
-      loop.write_samples(run.source, samples[lane], path, step)
-      m.logger.image(step, 'samples', path)
+      if loop.write_samples(run.source, samples[lane], path, step, grid_columns):
+        m.logger.image(step, 'samples', path)
 
   evaluate = loop.make_evaluate(run, evaluator) if evaluator else None
 
@@ -255,8 +255,8 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
   if start == 0 and t.sample_every:
     save_samples(0, lanes)
   batch = batch_for_step(start)
-  one_sums = steps_lib.zero_metrics(run.train_step, _lane(state, 0), {'image': jnp.zeros(
-      (t.d_steps, config.data.batch_size, *run.source.shape))}, train_keys[0])
+  one_sums = steps_lib.zero_metrics(run.train_step, _lane(state, 0), steps_lib.example_batch(
+      t.d_steps, config.data.batch_size, run.source.shape), train_keys[0])
   sums = jax.tree.map(lambda z: jnp.zeros((len(members), *z.shape), z.dtype), one_sums)
   started = time.perf_counter()
   iterate = iterate.lower(state, sums, batch, train_keys).compile()
