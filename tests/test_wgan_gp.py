@@ -81,7 +81,7 @@ def test_wasserstein_critic_estimates_the_distance_between_shifted_gaussians():
 @pytest.mark.slow
 def test_smoke_trains_on_mnist_and_writes_metrics(tmp_path, data_dir):
   result = loop.train_and_evaluate(_config('wgan_gp:smoke'), tmp_path)
-  assert result == {'status': 'finished', 'step': 20, 'metrics': result['metrics']}
+  assert result['status'] == 'finished' and result['step'] == 20 and result['restarts'] == 0
   records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in records] == [5, 10, 15, 20]
   for r in records:

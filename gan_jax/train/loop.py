@@ -253,10 +253,11 @@ def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[sta
   return evaluate
 
 
-def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '', **extra) -> None:
+def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '', restarts: int = 0) -> None:
+  """Writes status.json atomically (process 0 only): status, step, message, and restarts if any."""
   if not parallel.is_main():
     return
-  record = {'status': status, 'step': int(step), 'message': message, **extra}
+  record = {'status': status, 'step': int(step), 'message': message, **({'restarts': restarts} if restarts else {})}
   tmp = workdir / 'status.json.tmp'
   tmp.write_text(json.dumps(record, indent=2) + '\n')
   tmp.replace(workdir / 'status.json')

@@ -390,7 +390,7 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
     logger.image(step, 'samples', path)
 
   def save_checkpoint(step: int) -> None:
-    if not loop._all_finite(state):
+    if not loop.all_finite(state):
       raise loop.Diverged(f'non-finite parameters at step {step}; the last good checkpoint is kept '
                           f'(steps {checkpoints.steps()}); lower the learning rates')
     checkpoints.save(step, state)
