@@ -1,0 +1,129 @@
+"""Unrolled GAN (Metz et al. 2017) and the mode-collapse benchmarks: 2D ring, 2D grid, Stacked MNIST.
+
+G's loss is taken against a copy of D advanced `unroll.steps` (k) steps by D's own optimizer
+(Adam) on the same real batch and G's current fakes, differentiating through those k updates
+(`unroll.stop_gradient=true`: the cheap approximation that does not). D's own update is the
+ordinary one; k = 0 is the ordinary GAN.
+
+Launch:
+  python launch.py --exp=unrolled:ring                            # MLP G/D, 8 modes on a circle, k = 5
+  python launch.py --exp=unrolled:grid                            # 25 modes at {-4,-2,0,2,4}^2
+  python launch.py --exp=unrolled:ring --config.unroll.steps=10   # any k; 0 = the ordinary GAN
+  python launch.py --exp=unrolled:stacked_mnist                   # DCGAN G, D with 1/4 of G's channels
+  python launch.py --exp=unrolled:stacked_mnist,d_half            # D with 1/2 of G's channels
+  python launch.py --exp=unrolled:ring --sweep --runner=vectorized --workdir=DIR   # k in {0,1,5,10} x 10 seeds
+  python launch.py --exp=unrolled:ring,compare --sweep --runner=vectorized --workdir=DIR
+                                                                  # GAN, unrolled k=5/10, WGAN-GP x 10 seeds
+  python experiments/mode_collapse_table.py --ring=DIR --grid=DIR # the table below from those sweeps
+  python launch.py --exp=unrolled:smoke                           # seconds: tiny model, 20 steps
+Options after the colon combine with commas, e.g. `unrolled:grid,compare`.
+
+Data (gan_jax/data/mixtures.py): ring = 8 modes on the circle of radius 1, std 0.01; grid = 25
+modes at {-4,-2,0,2,4}^2, std 0.05. Evaluation (gan_jax/metrics/modes.py, the VEEGAN / PacGAN
+protocol): 2,500 samples, a sample is high quality within 3 std of its nearest mode, a mode is
+captured when it holds a high-quality sample, reverse KL of the captured-mode histogram to the
+uniform one. Each evaluation also writes samples/eval_N.png (scatter over the real points and a
+mode histogram; W&B key eval/modes_figure).
+
+Models (Metz et al.'s 2D setting, sized for a CPU): G and D are MLPs with 2 ReLU hidden layers
+of 128; z ~ N(0, I_64); batch 256; Adam (lr 1e-3, betas 0.5 / 0.999) for both players;
+non-saturating G loss. Metz et al. trained the 2D ring for tens of thousands of steps at lr 1e-4
+with z of 256 and batch 512; the budget here is RING_STEPS / GRID_STEPS iterations.
+
+`compare` (the sweep of the table): on one mixture and with one budget of G updates, the
+non-saturating GAN (k = 0), unrolled k = 5 and k = 10, and WGAN-GP (Wasserstein loss, lambda 1
+as in wgan_gp:ring, 5 critic steps, Adam betas 0 / 0.9) with the same MLPs and learning rate,
+10 seeds each.
+
+Stacked MNIST (gan_jax/data/stacked_mnist.py, 1000 modes): DCGAN G (64 channels), D with 16
+channels (`d_quarter`, the default: Metz et al.'s 1/4-size D) or 32 (`d_half`), Adam 2e-4 /
+0.5, batch 64; evaluated on 26,000 samples whose channels the project's MNIST classifier reads
+(modes of 1000, KL to uniform).
+
+Published figures (2,500 samples, 3-std high quality):
+  VEEGAN Table 1:  GAN ring 1 mode / 99.3 % HQ, grid 3.3 / 0.5 %; unrolled ring 7.6 / 35.6 %,
+                   grid 23.6 / 16 %.
+  PacGAN Table 1:  GAN ring 6.3 / 98.2 %, grid 17.3 / 94.8 %.
+  Stacked MNIST:   VEEGAN: DCGAN 99 modes KL 3.40, unrolled 48.7 / 4.32; PacGAN (D = 1/4 G):
+                   DCGAN 78.5 modes, unrolled-10 327.2 modes.
+
+Measured here: see MEASURED below (filled in from experiments/mode_collapse_table.py).
+"""
+from gan_jax import config as config_lib
+from gan_jax.errors import UserError
+
+OPTIONS = ('ring', 'grid', 'stacked_mnist', 'd_quarter', 'd_half', 'compare', 'smoke')
+SEEDS = tuple(range(10))
+UNROLL_STEPS = (0, 1, 5, 10)
+RING_STEPS = 2000
+GRID_STEPS = 2000
+
+# WGAN-GP's differences from this experiment's GAN in the `compare` sweep (its MLPs, lr and budget).
+WGAN_GP = {'loss': 'wasserstein', 'penalty.gp': 1.0, 'train.d_steps': 5, 'optim.g.b1': 0.0, 'optim.g.b2': 0.9,
+           'optim.d.b1': 0.0, 'optim.d.b2': 0.9}
+
+
+def _options(arg: str | None) -> list[str]:
+  options = [o for o in (arg or '').split(',') if o]
+  unknown = [o for o in options if o not in OPTIONS]
+  if unknown:
+    raise UserError(f'unrolled: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
+  if 'ring' in options and 'grid' in options:
+    raise UserError('unrolled: choose one of ring and grid')
+  if ('d_quarter' in options or 'd_half' in options) and 'stacked_mnist' not in options:
+    raise UserError('unrolled: d_quarter and d_half size the Stacked MNIST D; add stacked_mnist')
+  return options
+
+
+def get_config(arg: str | None = None):
+  options = _options(arg)
+  c = config_lib.base()
+  c.loss = 'non_saturating'
+  c.unroll.steps = 5
+  if 'stacked_mnist' in options:
+    c.data.name = 'stacked_mnist'
+    c.model.g_channels = 64
+    c.model.d_channels = 32 if 'd_half' in options else 16
+    c.train.steps = 20_000
+    c.train.log_every = 200
+    c.train.sample_every = 2000
+    eval_every = 5000
+  else:
+    c.data.name = 'grid' if 'grid' in options else 'ring'
+    c.data.batch_size = 256
+    c.model.name = 'mlp'
+    c.model.d_norm = 'none'
+    c.model.z_dim = 64
+    c.model.hidden = 64
+    c.model.layers = 2
+    c.optim.g.lr = c.optim.d.lr = 1e-3
+    c.train.steps = GRID_STEPS if c.data.name == 'grid' else RING_STEPS
+    c.train.log_every = 100
+    c.train.sample_every = 0  # The per-eval figure shows the samples.
+    c.train.checkpoint_every = c.train.steps
+    eval_every = c.train.steps // 4
+  config_lib.set_default_eval(c, eval_every=eval_every)
+  if 'smoke' in options:
+    c.model.g_channels = c.model.d_channels = 8
+    c.model.z_dim = 16
+    c.model.hidden = 32
+    c.data.batch_size = 16
+    c.unroll.steps = 2
+    c.train.steps = 20
+    c.train.log_every = 5
+    c.train.sample_every = 10
+    c.train.checkpoint_every = 10
+    c.eval.metrics = ()  # Tests add the metrics they check.
+  return c
+
+
+def get_sweep(arg: str | None = None):
+  """`compare`: GAN, unrolled k = 5 and 10, WGAN-GP, 10 seeds each; otherwise unroll steps {0, 1, 5, 10} x 10 seeds.
+
+  Each (method, k) is one program, so `--runner=vectorized` trains its 10 seeds as one vmapped run.
+  """
+  seeds = list(SEEDS)
+  if 'compare' in _options(arg):
+    return [{'product': {'unroll.steps': [0, 5, 10], 'train.seed': seeds}},
+            {'product': {**{k: [v] for k, v in WGAN_GP.items()}, 'unroll.steps': [0], 'train.seed': seeds}}]
+  return {'product': {'unroll.steps': list(UNROLL_STEPS), 'train.seed': seeds}}
