@@ -14,7 +14,7 @@ Launch:
   python launch.py --exp=unrolled:ring --sweep --runner=vectorized --workdir=DIR   # k in {0,1,5,10} x 10 seeds
   python launch.py --exp=unrolled:ring,compare --sweep --runner=vectorized --workdir=DIR
                                                                   # GAN, unrolled k=5/10, WGAN-GP x 10 seeds
-  python experiments/mode_collapse_table.py --ring=DIR --grid=DIR # the table below from those sweeps
+  python bench/mode_collapse_table.py --ring=DIR --grid=DIR # the table below from those sweeps
   python launch.py --exp=unrolled:smoke                           # seconds: tiny model, 20 steps
 Options after the colon combine with commas, e.g. `unrolled:grid,compare`.
 
@@ -22,7 +22,7 @@ Data (gan_jax/data/mixtures.py): ring = 8 modes on the circle of radius 1, std 0
 modes at {-4,-2,0,2,4}^2, std 0.05. Evaluation (gan_jax/metrics/modes.py, the VEEGAN / PacGAN
 protocol): 2,500 samples, a sample is high quality within 3 std of its nearest mode, a mode is
 captured when it holds a high-quality sample, reverse KL of the captured-mode histogram to the
-uniform one. Each evaluation also writes samples/eval_N.png (scatter over the real points and a
+uniform one. Each evaluation also writes figures/modes_N.png (scatter over the real points and a
 mode histogram; W&B key eval/modes_figure).
 
 Models (Metz et al.'s 2D setting, sized for a CPU): G and D are MLPs with 2 ReLU hidden layers
@@ -47,7 +47,7 @@ Published figures (2,500 samples, 3-std high quality):
   Stacked MNIST:   VEEGAN: DCGAN 99 modes KL 3.40, unrolled 48.7 / 4.32; PacGAN (D = 1/4 G):
                    DCGAN 78.5 modes, unrolled-10 327.2 modes.
 
-Measured here: see MEASURED below (filled in from experiments/mode_collapse_table.py).
+Measured here: see MEASURED below (filled in from bench/mode_collapse_table.py).
 """
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError
@@ -84,6 +84,7 @@ def get_config(arg: str | None = None):
     c.data.name = 'stacked_mnist'
     c.model.g_channels = 64
     c.model.d_channels = 32 if 'd_half' in options else 16
+    c.unroll.rolled = False  # XLA:CPU runs conv gradients inside loop bodies ~13x slower (steps.py).
     c.train.steps = 20_000
     c.train.log_every = 200
     c.train.sample_every = 2000

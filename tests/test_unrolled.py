@@ -15,7 +15,9 @@ steps from d0:
 and G's loss L_G = 1/2 (d_k g - 1)^2 has the unrolled gradient (d_k g - 1)(d_k + g dd_k/dg), or,
 with gradients stopped at d_k, (d_k g - 1) d_k.
 """
+import importlib.util
 import json
+import pathlib
 
 import flax.linen as nn
 import jax
@@ -112,14 +114,9 @@ def test_zero_unroll_steps_is_the_ordinary_step_bit_for_bit():
   expected = jax.jit(ordinary)(state, batch, jax.random.key(2))
   actual = jax.jit(zero)(state, batch, jax.random.key(2))
   jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), expected, actual)
-  unrolled, _ = jax.jit(run.train_step)(state, batch, jax.random.key(2))  # The smoke config's k = 2.
-  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), unrolled.d, expected[0].d)
-  # G's gradient (Adam's first moment; its first step is about lr * sign) differs.
-  unrolled_mu, ordinary_mu = unrolled.g.opt_state.inner_state[0].mu, expected[0].g.opt_state.inner_state[0].mu
-  assert np.all(np.isfinite(unrolled_mu['Dense_0']['kernel']))
-  assert not np.allclose(unrolled_mu['Dense_0']['kernel'], ordinary_mu['Dense_0']['kernel'], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_unrolled_adam_stays_finite_with_dead_units():
   """A D unit whose gradient has always been 0 leaves Adam's nu at 0, where d sqrt(nu) is infinite:
   the unrolled G gradient must stay finite (state.ADAM_EPS_ROOT)."""
@@ -132,9 +129,17 @@ def test_unrolled_adam_stays_finite_with_dead_units():
   state = state.replace(d=state.d.replace(params=dead))
   batch = {'image': jax.random.normal(jax.random.key(1), (1, 16, 2))}
   step = jax.jit(run.train_step)
+  ordinary = jax.jit(steps.make_train_step(run.g_model, run.d_model, run.g_opt, run.d_opt, losses.get(config.loss),
+                                           steps.StepOptions(z_dim=config.model.z_dim)))
   for i in range(3):
-    state, metrics = step(state, batch, jax.random.key(i))
+    new, metrics = step(state, batch, jax.random.key(i))
+    plain, _ = ordinary(state, batch, jax.random.key(i))
+    state = new
   assert np.isfinite(float(metrics['g_grad_norm'])) and float(metrics['g_grad_norm']) > 0
+  # D's real update is the ordinary one; G's gradient (Adam's first moment) is not.
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), new.d, plain.d)
+  assert not np.allclose(new.g.opt_state.inner_state[0].mu['Dense_0']['kernel'],
+                         plain.g.opt_state.inner_state[0].mu['Dense_0']['kernel'], rtol=1e-3)
 
 
 def test_options_and_sweeps():
@@ -171,4 +176,37 @@ def test_smoke_run_evaluates_modes_and_draws_the_mode_figure(tmp_path):
   for r in records:
     assert 0 <= r['modes'] <= 8 and 0 <= r['high_quality'] <= 1 and r['reverse_kl'] >= 0
   for step in (10, 20):
-    assert (tmp_path / 'samples' / f'eval_{step}.png').stat().st_size > 10_000
+    assert (tmp_path / 'figures' / f'modes_{step}.png').stat().st_size > 10_000
+
+
+def _table_module():
+  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / 'mode_collapse_table.py'
+  spec = importlib.util.spec_from_file_location('mode_collapse_table', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_error(tmp_path):
+  table = _table_module()
+  ring = experiments.load_config('unrolled:ring')
+  final = {'GAN': [(1, 0.99, 2.0), (2, 0.95, 1.5), (4, 0.90, 0.9)], 'Unrolled k=5': [(8, 0.5, 0.1), (7, 0.7, 0.2)]}
+  for method, runs in final.items():
+    for seed, (modes, hq, kl) in enumerate(runs):
+      run = tmp_path / f'{method}-{seed}'
+      run.mkdir()
+      ring.unroll.steps = 0 if method == 'GAN' else 5
+      ring.train.seed = seed
+      (run / 'config.json').write_text(ring.to_json())
+      (run / 'status.json').write_text(json.dumps({'status': 'finished', 'step': 2000}))
+      records = [{'step': 1000, 'modes': 0, 'high_quality': 0.0, 'reverse_kl': 9.0},
+                 {'step': 2000, 'modes': modes, 'high_quality': hq, 'reverse_kl': kl}]
+      (run / 'eval.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+  collected = table.collect(str(tmp_path))
+  assert collected['GAN']['modes'] == [1, 2, 4] and collected['Unrolled k=5']['runs'] == 2
+  rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in table.table_2d(collected, {}).splitlines()}
+  se = np.std([1, 2, 4], ddof=1) / np.sqrt(3)
+  assert rows['GAN'][1] == f'{7 / 3:.1f} ± {se:.1f}'
+  assert rows['GAN'][2] == f'{100 * (0.99 + 0.95 + 0.90) / 3:.1f} ± {100 * np.std([0.99, 0.95, 0.9], ddof=1) / np.sqrt(3):.1f}'
+  assert rows['Unrolled k=5'][1] == '7.5 ± 0.5'
+  assert '*published:* Unrolled GAN (VEEGAN Table 1)' in rows

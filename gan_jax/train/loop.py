@@ -6,6 +6,7 @@ Run directory:
   metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec
   eval.jsonl         one JSON object per evaluation: step and the config.eval.metrics results
   samples/step_N.png fixed-noise sample grid (scatter plot for 2D data)
+  figures/modes_N.png at each evaluation of 'modes': the evaluated 2D points and their mode histogram
   checkpoints/N/     Orbax checkpoints of the whole GANState
   wandb/             W&B run files (offline mode)
 """
@@ -200,7 +201,7 @@ def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[...,
 
   The draws depend only on (seed, step), so an evaluation repeated from a checkpoint, or made for
   one run of a vectorized group, gives the same numbers as the one made during training. With a
-  RunLogger, runs evaluated on 'modes' also get samples/eval_<step>.png (the evaluated points and
+  RunLogger, runs evaluated on 'modes' also get figures/modes_<step>.png (the evaluated points and
   their mode histogram), logged to W&B as eval/modes_figure.
   """
   generate = jax.jit(run.generate)
@@ -209,8 +210,9 @@ def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[...,
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
     results = evaluator(lambda z, labels: generate(state, z), key)
     if logger is not None and logger.enabled and 'modes' in evaluator.metrics:
-      path = logger.workdir / 'samples' / f'eval_{step}.png'
+      path = logger.workdir / 'figures' / f'modes_{step}.png'
       try:
+        path.parent.mkdir(exist_ok=True)
         evaluator.mode_figure(lambda z, labels: generate(state, z), key, path, title=f'step {step}')
         logger.image(step, 'eval/modes_figure', path)
       except OSError as e:
