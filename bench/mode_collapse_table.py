@@ -28,8 +28,8 @@ PUBLISHED_2D = (
 )
 # (method, modes of 1000, KL): Stacked MNIST.
 PUBLISHED_STACKED = (
-    ('DCGAN (VEEGAN Table 2)', '99', '3.40'),
-    ('Unrolled GAN (VEEGAN Table 2)', '48.7', '4.32'),
+    ('DCGAN (VEEGAN)', '99', '3.40'),
+    ('Unrolled GAN (VEEGAN)', '48.7', '4.32'),
     ('DCGAN, D = 1/4 G (PacGAN)', '78.5', '-'),
     ('Unrolled GAN k = 10, D = 1/4 G (PacGAN)', '327.2', '-'),
 )
@@ -81,14 +81,15 @@ def collect(directory: str) -> dict[str, dict]:
 
 
 def mean_se(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
-  """'mean +- standard error' (sample std / sqrt(n)); inf values make the mean inf."""
+  """'mean +- standard error' (sample std / sqrt(n)), the value alone for one run; inf values make the mean inf."""
   if not values:
     return '-'
   x = np.asarray(values, np.float64) * scale
   if not np.all(np.isfinite(x)):
     return f'inf ({int(np.sum(~np.isfinite(x)))} of {len(x)} runs)'
-  se = np.std(x, ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float('nan')
-  return f'{np.mean(x):.{digits}f} ± {se:.{digits}f}'
+  if len(x) == 1:
+    return f'{x[0]:.{digits}f}'
+  return f'{np.mean(x):.{digits}f} ± {np.std(x, ddof=1) / math.sqrt(len(x)):.{digits}f}'
 
 
 def _ordered(methods: dict) -> list[str]:
