@@ -80,7 +80,7 @@ def _quadratic_step(k: int, stop_gradient: bool = False, rolled: bool = True):
   return new, d0
 
 
-@pytest.mark.parametrize('k', [0, 1, 3, 6])
+@pytest.mark.parametrize('k', [0, 1, 4])
 @pytest.mark.parametrize('stop_gradient', [False, True])
 def test_unrolled_gradient_of_the_quadratic_game_matches_the_hand_derivation(k, stop_gradient):
   with jax.enable_x64(True):
@@ -100,6 +100,7 @@ def test_rolled_and_unrolled_loops_agree():
     np.testing.assert_allclose(float(rolled.g.params['g']), float(unrolled.g.params['g']), rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_zero_unroll_steps_is_the_ordinary_step_bit_for_bit():
   """k = 0 with every other unroll option set compiles to the ordinary step (an MLP game, Adam)."""
   config = experiments.load_config('unrolled:ring,smoke', [('log.wandb', 'disabled')])
