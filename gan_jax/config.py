@@ -10,7 +10,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   g_loss '' (the loss's own G loss) or 'feature_matching'
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift
-  unroll steps, stop_gradient (unrolled G update, Metz et al. 2017)
+  unroll steps, stop_gradient, rolled (unrolled G update, Metz et al. 2017)
   optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player)
   train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
          dtype, ema_decay, collapse_patience, collapse_d_loss, restarts, restart_lr_factor
@@ -69,7 +69,11 @@ def base() -> ConfigDict:
       instance_noise_steps=0,  # steps over which that std decays linearly to 0 (0: constant).
       drift=0.0,            # epsilon of ProGAN's drift term eps * E[D(x)^2].
   ))
-  c.unroll = ConfigDict(dict(steps=0, stop_gradient=False))
+  c.unroll = ConfigDict(dict(
+      steps=0,              # k: G's loss is taken against D advanced k steps of D's optimizer (0 = off).
+      stop_gradient=False,  # do not differentiate through those k steps (the cheap approximation).
+      rolled=True,          # k steps as a rolled lax.scan loop; False unrolls it (faster for conv D on CPU).
+  ))
   c.optim = ConfigDict(dict(
       g=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),
       d=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),

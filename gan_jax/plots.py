@@ -47,3 +47,33 @@ def save_scatter(fake: np.ndarray, path: pathlib.Path, real: np.ndarray | None =
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def save_mode_figure(fake: np.ndarray, real: np.ndarray, mixture, found: dict, path: pathlib.Path,
+                     title: str = '') -> None:
+  """Two panels: generated 2D points [N, 2] over real points [M, 2], the mixture's centres and
+  their 3-std high-quality discs; and the high-quality samples per mode (`found`, the result of
+  gan_jax.metrics.modes.mixture_modes) against the count a perfect generator expects."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  histogram = found['histogram']
+  fig, (ax, bars) = plt.subplots(1, 2, figsize=(8, 4), dpi=100)
+  ax.scatter(real[:, 0], real[:, 1], s=2, c='tab:gray', alpha=0.4, label='real')
+  ax.scatter(fake[:, 0], fake[:, 1], s=2, c='tab:blue', alpha=0.6, label='generated')
+  for x, y in mixture.centers:
+    ax.add_patch(plt.Circle((x, y), 3 * mixture.std, fill=False, color='tab:red', lw=0.8))
+  ax.set_aspect('equal')
+  ax.legend(loc='upper right', fontsize=7, markerscale=3)
+  ax.set_title(f'{title} modes {found["modes"]}/{len(histogram)}, high quality {found["high_quality"]:.1%}',
+               fontsize=9)
+  bars.bar(np.arange(len(histogram)), histogram, color='tab:blue')
+  bars.axhline(len(fake) / len(histogram), color='tab:red', lw=0.8, ls='--', label='uniform, all high quality')
+  bars.set_xlabel('mode')
+  bars.set_ylabel('high-quality samples')
+  bars.legend(fontsize=7)
+  bars.set_title(f'reverse KL {found["reverse_kl"]:.3g} nats', fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)

@@ -3,6 +3,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
@@ -86,6 +87,30 @@ def test_source_has_1000_classes(mnist_test):
   assert source.shape == (28, 28, 3) and source.is_image
   assert source.num_classes == 1000 and len(np.unique(source.arrays['label'])) == 1000
   assert source.arrays['image'].shape[0] == stacked_mnist.SIZES['train']
+
+
+def test_label_triples_are_uniform_over_1000_modes_for_balanced_digits():
+  images, labels = _digit_images(1000)  # Each digit 100 times.
+  _, stacked_labels = stacked_mnist.stack(images, labels, 200_000, seed=5)
+  histogram = np.bincount(stacked_labels, minlength=stacked_mnist.NUM_MODES)
+  assert histogram.shape == (1000,) and histogram.min() > 0
+  assert stats.chisquare(histogram).pvalue > 1e-3  # Uniform over the 1000 triples.
+
+
+def test_train_set_triples_cover_1000_modes_as_mnist_digit_frequencies_predict(mnist_test):
+  """Each triple's frequency is the product of MNIST's digit frequencies (independent channels), so
+  all 1000 modes appear, almost uniformly: KL(triples || uniform) is about 0.004 nats from the digit
+  imbalance plus 999 / (2 * 60000) = 0.008 nats of sampling noise."""
+  del mnist_test  # Only skips without MNIST.
+  _, labels = stacked_mnist.load('train')
+  _, digits = idx.load('mnist', 'train')
+  p = np.bincount(digits, minlength=10) / digits.size
+  histogram = np.bincount(labels, minlength=stacked_mnist.NUM_MODES)
+  assert np.count_nonzero(histogram) == 1000
+  expected = np.einsum('i,j,k->ijk', p, p, p).ravel() * labels.size
+  assert stats.chisquare(histogram, expected).pvalue > 1e-3
+  q = histogram / labels.size
+  assert 0.004 < np.sum(q * np.log(q * 1000)) < 0.02
 
 
 def test_unknown_split():

@@ -89,7 +89,9 @@ def test_unrolled_g_gradient_matches_hand_written_unroll_and_finite_differences(
     fn = _unrolled_g_loss(g, d, opt, state_after_d, real, z, 3, stop_gradient)
     grads = jax.grad(fn)(state.g.params)
     trace = new.g.opt_state[0].trace
-    jax.tree.map(lambda t, gr: np.testing.assert_allclose(t, gr, rtol=1e-9, atol=1e-12), trace, grads)
+    # D's outputs are rounded to float32 (by design), and the step's lax.scan may round them one
+    # float32 ulp (1.2e-7) away from this Python loop.
+    jax.tree.map(lambda t, gr: np.testing.assert_allclose(t, gr, rtol=1e-6, atol=1e-12), trace, grads)
     if stop_gradient:
       return  # The cheap approximation is, by design, not the derivative finite differences measure.
     # The full unrolled gradient matches central finite differences (float64 layers; D's output

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import data as data_lib
+from gan_jax import plots
 from gan_jax.data import files
 from gan_jax.data import mixtures
 from gan_jax.errors import UserError
@@ -306,9 +307,7 @@ class Evaluator:
     if self._extractors:
       results.update(self._image_metrics(generate, image_rng))
     if 'modes' in self._metrics:
-      points = np.concatenate([np.asarray(batch) for batch, _ in self._batches(
-          generate, self._config.eval.mixture_samples, modes_rng)])
-      found = modes.mixture_modes(points, self._source.mixture)
+      found = modes.mixture_modes(self._mixture_points(generate, modes_rng), self._source.mixture)
       results.update({key: float(found[key]) for key in METRICS['modes']})
     if 'stacked_modes' in self._metrics:
       digits = np.concatenate([_stacked_digits(self._mnist, batch, self._config.eval.batch_size)
@@ -316,6 +315,18 @@ class Evaluator:
       found = modes.stacked_mnist_modes(digits)
       results.update({key: float(found[key]) for key in METRICS['stacked_modes']})
     return results
+
+  def mode_figure(self, generate: Generate, rng: jax.Array, path: pathlib.Path, title: str = '') -> None:
+    """Writes `path` (PNG): the points the 'modes' metric evaluates for `rng` over the real mixture,
+    and their histogram of high-quality samples per mode (gan_jax.plots.save_mode_figure)."""
+    points = self._mixture_points(generate, jax.random.split(rng, 3)[1])  # __call__'s modes_rng.
+    mixture = self._source.mixture
+    real = np.asarray(mixture.sample(jax.random.key(0), points.shape[0]))
+    plots.save_mode_figure(points, real, mixture, modes.mixture_modes(points, mixture), path, title)
+
+  def _mixture_points(self, generate: Generate, rng: jax.Array) -> np.ndarray:
+    return np.concatenate([np.asarray(batch) for batch, _ in self._batches(
+        generate, self._config.eval.mixture_samples, rng)])
 
   def _batches(self, generate: Generate, num_samples: int, rng: jax.Array) -> Iterator[tuple[jax.Array, jax.Array]]:
     return sample_batches(generate, self._config.model.z_dim, self._source.num_classes, num_samples,

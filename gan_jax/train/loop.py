@@ -7,6 +7,7 @@ Run directory:
   eval.jsonl         one JSON object per evaluation: step and the config.eval.metrics results
   samples/step_N.png fixed-noise sample grid (scatter plot for 2D data; one class per row for
                      class-conditional models, the same latent down each column)
+  figures/modes_N.png at each evaluation of 'modes': the evaluated 2D points and their mode histogram
   checkpoints/N/     Orbax checkpoints of the whole GANState
   wandb/             W&B run files (offline mode)
 """
@@ -238,17 +239,28 @@ def prepare_workdir(config, workdir: pathlib.Path) -> pathlib.Path:
   return workdir
 
 
-def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[[state_lib.GANState, int, int], dict]:
-  """`evaluate(state, step, seed) -> {metric: float}` for `run`'s generator.
+def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[..., dict]:
+  """`evaluate(state, step, seed, logger=None) -> {metric: float}` for `run`'s generator.
 
   The draws depend only on (seed, step), so an evaluation repeated from a checkpoint, or made for
-  one run of a vectorized group, gives the same numbers as the one made during training.
+  one run of a vectorized group, gives the same numbers as the one made during training. With a
+  RunLogger, runs evaluated on 'modes' also get figures/modes_<step>.png (the evaluated points and
+  their mode histogram), logged to W&B as eval/modes_figure.
   """
   generate = jax.jit(run.generate)
 
-  def evaluate(state: state_lib.GANState, step: int, seed: int) -> dict[str, float]:
+  def evaluate(state: state_lib.GANState, step: int, seed: int, logger: log_lib.RunLogger | None = None):
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
-    return evaluator(lambda z, labels: generate(state, z, labels), key)
+    results = evaluator(lambda z, labels: generate(state, z, labels), key)
+    if logger is not None and logger.enabled and 'modes' in evaluator.metrics:
+      path = logger.workdir / 'figures' / f'modes_{step}.png'
+      try:
+        path.parent.mkdir(exist_ok=True)
+        evaluator.mode_figure(lambda z, labels: generate(state, z, labels), key, path, title=f'step {step}')
+        logger.image(step, 'eval/modes_figure', path)
+      except OSError as e:
+        logging.warning('mode figure of step %d not written (%s); training continues', step, e)
+    return results
 
   return evaluate
 
@@ -395,7 +407,7 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
 
   def evaluate_and_log(step: int) -> dict[str, float]:
     started = time.perf_counter()
-    results = evaluate(parallel.local_replica(state), step, t.seed)
+    results = evaluate(parallel.local_replica(state), step, t.seed, logger)
     logger.write(step, results, name='eval')
     logging.info('eval at step %d (%.1f s): %s', step, time.perf_counter() - started,
                  ' '.join(f'{k} {v:.4g}' for k, v in results.items()))

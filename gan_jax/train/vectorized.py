@@ -307,7 +307,7 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
     if due.eval:
       for lane in lanes:
         m = members[lane]
-        m.last_eval = evaluate(_lane(state, lane), step, m.config.train.seed)
+        m.last_eval = evaluate(_lane(state, lane), step, m.config.train.seed, m.logger)
         m.logger.write(step, m.last_eval, name='eval')
       progress.restart_clock(step)  # Evaluation time is not training throughput.
   for lane in lanes:

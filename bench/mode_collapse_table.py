@@ -1,0 +1,148 @@
+"""The mode-collapse table: our runs (mean +- standard error over seeds) next to published figures.
+
+  python bench/mode_collapse_table.py --ring=DIR --grid=DIR [--stacked=DIR] [--out=FILE]
+
+DIR is a sweep directory (e.g. of `launch.py --exp=unrolled:ring,compare --sweep
+--runner=vectorized --workdir=DIR`) or any folder of run directories. Each run's method is read
+from its config.json: WGAN-GP (wasserstein loss), GAN (unroll.steps 0) or unrolled k; its figures
+are its last evaluation in eval.jsonl (modes captured, high-quality %, reverse KL in nats; see
+gan_jax/metrics/modes.py). Compute is the wall time of the method's group as sweep.jsonl records
+it (vectorized: all seeds in one program). Prints the markdown and writes it to --out if given.
+"""
+import argparse
+import json
+import math
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from gan_jax import report  # pylint: disable=wrong-import-position
+
+# (method, ring modes, ring HQ %, grid modes, grid HQ %): 2,500 samples, 3-std high quality.
+PUBLISHED_2D = (
+    ('GAN (VEEGAN Table 1)', 1, 99.3, 3.3, 0.5),
+    ('Unrolled GAN (VEEGAN Table 1)', 7.6, 35.6, 23.6, 16.0),
+    ('GAN (PacGAN Table 1)', 6.3, 98.2, 17.3, 94.8),
+)
+# (method, modes of 1000, KL): Stacked MNIST.
+PUBLISHED_STACKED = (
+    ('DCGAN (VEEGAN)', '99', '3.40'),
+    ('Unrolled GAN (VEEGAN)', '48.7', '4.32'),
+    ('DCGAN, D = 1/4 G (PacGAN)', '78.5', '-'),
+    ('Unrolled GAN k = 10, D = 1/4 G (PacGAN)', '327.2', '-'),
+)
+METHOD_ORDER = ('GAN', 'Unrolled k=1', 'Unrolled k=5', 'Unrolled k=10', 'WGAN-GP')
+
+
+def method_of(config: dict) -> str:
+  if config['loss'] == 'wasserstein':
+    return 'WGAN-GP' if config['penalty']['gp'] > 0 else 'WGAN'
+  k = config['unroll']['steps']
+  name = 'GAN' if k == 0 else f'Unrolled k={k}'
+  return name + (' (stop-gradient)' if k and config['unroll']['stop_gradient'] else '')
+
+
+def _group_seconds(directory: pathlib.Path) -> dict[str, float]:
+  """{run workdir name: wall seconds of its group} from sweep.jsonl (last record per member)."""
+  seconds = {}
+  path = directory / 'sweep.jsonl'
+  if path.exists():
+    for line in path.read_text().splitlines():
+      try:
+        record = json.loads(line)
+        seconds[record['workdir']] = float(record['seconds'])
+      except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        continue
+  return seconds
+
+
+def collect(directory: str) -> dict[str, dict]:
+  """{method: {'runs': n, 'finished': n, 'steps': max step, 'seconds': group wall time,
+  metric: [final values over runs]}} for the runs under `directory`."""
+  root = pathlib.Path(directory)
+  seconds = _group_seconds(root)
+  methods: dict[str, dict] = {}
+  for config_file in sorted(root.rglob('config.json')):
+    run = config_file.parent
+    config = json.loads(config_file.read_text())
+    entry = methods.setdefault(method_of(config), {'runs': 0, 'finished': 0, 'steps': 0, 'seconds': 0.0})
+    entry['runs'] += 1
+    status = json.loads((run / 'status.json').read_text()) if (run / 'status.json').exists() else {}
+    entry['finished'] += status.get('status') == 'finished'
+    entry['seconds'] = max(entry['seconds'], seconds.get(run.name, 0.0))
+    series = report.read_jsonl(run / 'eval.jsonl')
+    for metric, values in series.items():
+      last = max(values)
+      entry['steps'] = max(entry['steps'], last)
+      entry.setdefault(metric, []).append(values[last])
+  return methods
+
+
+def mean_se(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+  """'mean +- standard error' (sample std / sqrt(n)), the value alone for one run; inf values make the mean inf."""
+  if not values:
+    return '-'
+  x = np.asarray(values, np.float64) * scale
+  if not np.all(np.isfinite(x)):
+    return f'inf ({int(np.sum(~np.isfinite(x)))} of {len(x)} runs)'
+  if len(x) == 1:
+    return f'{x[0]:.{digits}f}'
+  return f'{np.mean(x):.{digits}f} ± {np.std(x, ddof=1) / math.sqrt(len(x)):.{digits}f}'
+
+
+def _ordered(methods: dict) -> list[str]:
+  return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
+
+
+def table_2d(ring: dict, grid: dict) -> str:
+  lines = ['| Method | Ring modes (of 8) | Ring HQ % | Ring reverse KL | Grid modes (of 25) | Grid HQ % | '
+           'Grid reverse KL | Seeds (ring / grid) | Iterations | Wall s (ring / grid) |',
+           '|---|---|---|---|---|---|---|---|---|---|']
+  for method in _ordered({**ring, **grid}):
+    r, g = ring.get(method, {}), grid.get(method, {})
+    cells = [method]
+    for entry in (r, g):
+      cells += [mean_se(entry.get('modes', [])), mean_se(entry.get('high_quality', []), 100.0),
+                mean_se(entry.get('reverse_kl', []), digits=2)]
+    cells += [f'{r.get("finished", 0)}/{r.get("runs", 0)} / {g.get("finished", 0)}/{g.get("runs", 0)}',
+              f'{max(r.get("steps", 0), g.get("steps", 0))}',
+              f'{r.get("seconds", 0):.0f} / {g.get("seconds", 0):.0f}']
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  for name, ring_modes, ring_hq, grid_modes, grid_hq in PUBLISHED_2D:
+    lines.append(f'| *published:* {name} | {ring_modes} | {ring_hq} | - | {grid_modes} | {grid_hq} | - | | | |')
+  return '\n'.join(lines)
+
+
+def table_stacked(stacked: dict) -> str:
+  lines = ['| Method | Modes (of 1000) | KL | Seeds | Iterations | Wall s |', '|---|---|---|---|---|---|']
+  for method in _ordered(stacked):
+    e = stacked[method]
+    lines.append(f'| {method} | {mean_se(e.get("modes", []))} | {mean_se(e.get("reverse_kl", []), digits=2)} | '
+                 f'{e["finished"]}/{e["runs"]} | {e["steps"]} | {e["seconds"]:.0f} |')
+  for name, modes, kl in PUBLISHED_STACKED:
+    lines.append(f'| *published:* {name} | {modes} | {kl} | | | |')
+  return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--ring', required=True, help='runs on the 2D ring')
+  parser.add_argument('--grid', required=True, help='runs on the 2D grid')
+  parser.add_argument('--stacked', help='runs on Stacked MNIST')
+  parser.add_argument('--out', help='markdown file to write')
+  args = parser.parse_args(argv)
+  text = ('2D mixtures, last evaluation of each run (2,500 samples; mean ± standard error over seeds):\n\n'
+          + table_2d(collect(args.ring), collect(args.grid)) + '\n')
+  if args.stacked:
+    text += '\nStacked MNIST (26,000 samples; mean ± standard error over seeds):\n\n' + table_stacked(
+        collect(args.stacked)) + '\n'
+  if args.out:
+    pathlib.Path(args.out).write_text(text)
+  print(text)
+  return text
+
+
+if __name__ == '__main__':
+  main()

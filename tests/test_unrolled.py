@@ -1,0 +1,213 @@
+"""The unrolled G update (Metz et al. 2017) against a hand-derived unrolled gradient, k = 0 as the
+ordinary step, the rolled and unrolled loops, and the unrolled experiment end to end.
+
+The quadratic game: D(x) = d x on scalar points, G(z) = g for every z, least-squares losses.
+On a real batch r with moments m1 = mean(r), m2 = mean(r^2), D's loss and its derivative are
+
+  L_D(d) = 1/2 mean((d r - 1)^2) + 1/2 (d g)^2,      dL_D/dd = d (m2 + g^2) - m1,
+
+so an SGD step of rate eta is affine in d: d' = a d + eta m1 with a = 1 - eta (m2 + g^2). After k
+steps from d0:
+
+  d_k = a^k d0 + eta m1 sum_{j<k} a^j,
+  dd_k/dg = -2 eta g (k a^(k-1) d0 + eta m1 sum_{1<=j<k} j a^(j-1))      (through a),
+
+and G's loss L_G = 1/2 (d_k g - 1)^2 has the unrolled gradient (d_k g - 1)(d_k + g dd_k/dg), or,
+with gradients stopped at d_k, (d_k g - 1) d_k.
+"""
+import importlib.util
+import json
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import experiments
+from gan_jax import losses
+from gan_jax import sweep
+from gan_jax.errors import UserError
+from gan_jax.train import loop
+from gan_jax.train import state as state_lib
+from gan_jax.train import steps
+
+D0, G0 = 0.7, 0.4      # D's slope and G's point before the step.
+ETA_D, ETA_G = 0.3, 0.1  # SGD rates of D (the real and the unrolled updates) and G.
+REAL = np.array([0.9, 1.3, 0.6, 1.1, 1.6, 0.8])
+
+
+class LinearD(nn.Module):
+  """x [B, 1] -> logits d * x [B]."""
+
+  @nn.compact
+  def __call__(self, x, train=True):
+    del train
+    return self.param('d', lambda _: jnp.asarray(D0, jnp.float64)) * x[:, 0]
+
+
+class PointG(nn.Module):
+  """z [B, z_dim] -> the point g for every example, [B, 1]."""
+
+  @nn.compact
+  def __call__(self, z, train=True):
+    del train
+    return jnp.broadcast_to(self.param('g', lambda _: jnp.asarray(G0, jnp.float64)), (z.shape[0], 1))
+
+
+def _hand_g_gradient(d0: float, g: float, k: int, stop_gradient: bool) -> float:
+  m1, m2 = REAL.mean(), np.mean(REAL ** 2)
+  a = 1 - ETA_D * (m2 + g ** 2)
+  d_k = a ** k * d0 + ETA_D * m1 * sum(a ** j for j in range(k))
+  if stop_gradient:
+    return (d_k * g - 1) * d_k
+  dd_dg = -2 * ETA_D * g * (k * a ** (k - 1) * d0 + ETA_D * m1 * sum(j * a ** (j - 1) for j in range(1, k)))
+  return (d_k * g - 1) * (d_k + g * dd_dg)
+
+
+def _quadratic_step(k: int, stop_gradient: bool = False, rolled: bool = True):
+  """One train step of the quadratic game from (D0, G0); returns (new state, d after D's own update)."""
+  g_opt, d_opt = optax.sgd(ETA_G), optax.sgd(ETA_D)
+  options = steps.StepOptions(z_dim=2, unroll_steps=k, unroll_stop_gradient=stop_gradient, unroll_rolled=rolled)
+  step = jax.jit(steps.make_train_step(PointG(), LinearD(), g_opt, d_opt, losses.get('least_squares'), options))
+  state = state_lib.init(PointG(), LinearD(), g_opt, d_opt, 2, (1,), jax.random.key(0), ema=False)
+  batch = {'image': jnp.asarray(REAL, jnp.float64)[None, :, None]}  # [d_steps=1, B, 1]
+  new, _ = step(state, batch, jax.random.key(1))
+  # D's own update comes first and uses the same real batch: its slope is d0 of the unroll.
+  d0 = D0 - ETA_D * (D0 * (np.mean(REAL ** 2) + G0 ** 2) - REAL.mean())
+  return new, d0
+
+
+@pytest.mark.parametrize('k', [0, 1, 4])
+@pytest.mark.parametrize('stop_gradient', [False, True])
+def test_unrolled_gradient_of_the_quadratic_game_matches_the_hand_derivation(k, stop_gradient):
+  with jax.enable_x64(True):
+    new, d0 = _quadratic_step(k, stop_gradient)
+    np.testing.assert_allclose(float(new.d.params['d']), d0, rtol=1e-12)  # D's real update is unchanged.
+    g_gradient = (G0 - float(new.g.params['g'])) / ETA_G
+    expected = _hand_g_gradient(d0, G0, k, stop_gradient)
+    np.testing.assert_allclose(g_gradient, expected, rtol=1e-10)
+    if k >= 1 and not stop_gradient:  # Differentiating through the unroll matters here.
+      assert abs(expected - _hand_g_gradient(d0, G0, k, True)) > 1e-3
+
+
+def test_rolled_and_unrolled_loops_agree():
+  with jax.enable_x64(True):
+    rolled, _ = _quadratic_step(4, rolled=True)
+    unrolled, _ = _quadratic_step(4, rolled=False)
+    np.testing.assert_allclose(float(rolled.g.params['g']), float(unrolled.g.params['g']), rtol=1e-13)
+
+
+@pytest.mark.slow
+def test_zero_unroll_steps_is_the_ordinary_step_bit_for_bit():
+  """k = 0 with every other unroll option set compiles to the ordinary step (an MLP game, Adam)."""
+  config = experiments.load_config('unrolled:ring,smoke', [('log.wandb', 'disabled')])
+  run = loop.build_run(config)
+  state = run.init_state(jax.random.key(0))
+  batch = {'image': jax.random.normal(jax.random.key(1), (1, 16, 2))}
+  ordinary = steps.make_train_step(run.g_model, run.d_model, run.g_opt, run.d_opt, losses.get(config.loss),
+                                   steps.StepOptions(z_dim=config.model.z_dim))
+  zero = steps.make_train_step(run.g_model, run.d_model, run.g_opt, run.d_opt, losses.get(config.loss),
+                               steps.StepOptions(z_dim=config.model.z_dim, unroll_steps=0, unroll_stop_gradient=True,
+                                                 unroll_rolled=False))
+  expected = jax.jit(ordinary)(state, batch, jax.random.key(2))
+  actual = jax.jit(zero)(state, batch, jax.random.key(2))
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), expected, actual)
+
+
+@pytest.mark.slow
+def test_unrolled_adam_stays_finite_with_dead_units():
+  """A D unit whose gradient has always been 0 leaves Adam's nu at 0, where d sqrt(nu) is infinite:
+  the unrolled G gradient must stay finite (state.ADAM_EPS_ROOT)."""
+  config = experiments.load_config('unrolled:ring,smoke', [('log.wandb', 'disabled')])
+  run = loop.build_run(config)
+  state = run.init_state(jax.random.key(0))
+  d_params = state.d.params
+  dead = {**d_params, 'Dense_0': {**d_params['Dense_0'],
+                                  'bias': d_params['Dense_0']['bias'].at[:4].set(-100.0)}}  # 4 dead ReLUs.
+  state = state.replace(d=state.d.replace(params=dead))
+  batch = {'image': jax.random.normal(jax.random.key(1), (1, 16, 2))}
+  step = jax.jit(run.train_step)
+  ordinary = jax.jit(steps.make_train_step(run.g_model, run.d_model, run.g_opt, run.d_opt, losses.get(config.loss),
+                                           steps.StepOptions(z_dim=config.model.z_dim)))
+  for i in range(3):
+    new, metrics = step(state, batch, jax.random.key(i))
+    plain, _ = ordinary(state, batch, jax.random.key(i))
+    state = new
+  assert np.isfinite(float(metrics['g_grad_norm'])) and float(metrics['g_grad_norm']) > 0
+  # D's real update is the ordinary one; G's gradient (Adam's first moment) is not.
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), new.d, plain.d)
+  assert not np.allclose(new.g.opt_state.inner_state[0].mu['Dense_0']['kernel'],
+                         plain.g.opt_state.inner_state[0].mu['Dense_0']['kernel'], rtol=1e-3)
+
+
+def test_options_and_sweeps():
+  ring = experiments.load_config('unrolled:ring')
+  grid = experiments.load_config('unrolled:grid')
+  assert (ring.data.name, grid.data.name, ring.model.name, ring.unroll.steps) == ('ring', 'grid', 'mlp', 5)
+  assert ring.eval.metrics == ('modes',) and ring.eval.mixture_samples == 2500
+  quarter = experiments.load_config('unrolled:stacked_mnist')
+  half = experiments.load_config('unrolled:stacked_mnist,d_half')
+  assert (quarter.model.g_channels, quarter.model.d_channels, half.model.d_channels) == (64, 16, 32)
+  assert quarter.eval.metrics == ('stacked_modes',)
+  for bad in ('unrolled:nope', 'unrolled:ring,grid', 'unrolled:ring,d_half'):
+    with pytest.raises(UserError, match='unrolled'):
+      experiments.load_config(bad)
+  module = experiments.load_module('unrolled')
+  members = sweep.make_members(module.get_sweep(), ring)
+  assert len(members) == 40
+  assert {(m.values['unroll.steps'], m.values['train.seed']) for m in members} == {
+      (k, s) for k in (0, 1, 5, 10) for s in range(10)}
+  compare = sweep.make_members(module.get_sweep('ring,compare'), ring)
+  assert len(compare) == 40
+  methods = {(m.values.get('loss', 'non_saturating'), m.values['unroll.steps']) for m in compare}
+  assert methods == {('non_saturating', 0), ('non_saturating', 5), ('non_saturating', 10), ('wasserstein', 0)}
+
+
+@pytest.mark.slow
+def test_smoke_run_evaluates_modes_and_draws_the_mode_figure(tmp_path):
+  config = experiments.load_config('unrolled:ring,smoke', [
+      ('log.wandb', 'disabled'), ('eval.metrics', 'modes'), ('eval.eval_every', '10'), ('eval.batch_size', '500')])
+  result = loop.train_and_evaluate(config, tmp_path)
+  assert result['status'] == 'finished' and result['step'] == 20
+  records = [json.loads(line) for line in (tmp_path / 'eval.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in records] == [10, 20]
+  for r in records:
+    assert 0 <= r['modes'] <= 8 and 0 <= r['high_quality'] <= 1 and r['reverse_kl'] >= 0
+  for step in (10, 20):
+    assert (tmp_path / 'figures' / f'modes_{step}.png').stat().st_size > 10_000
+
+
+def _table_module():
+  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / 'mode_collapse_table.py'
+  spec = importlib.util.spec_from_file_location('mode_collapse_table', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_error(tmp_path):
+  table = _table_module()
+  ring = experiments.load_config('unrolled:ring')
+  final = {'GAN': [(1, 0.99, 2.0), (2, 0.95, 1.5), (4, 0.90, 0.9)], 'Unrolled k=5': [(8, 0.5, 0.1), (7, 0.7, 0.2)]}
+  for method, runs in final.items():
+    for seed, (modes, hq, kl) in enumerate(runs):
+      run = tmp_path / f'{method}-{seed}'
+      run.mkdir()
+      ring.unroll.steps = 0 if method == 'GAN' else 5
+      ring.train.seed = seed
+      (run / 'config.json').write_text(ring.to_json())
+      (run / 'status.json').write_text(json.dumps({'status': 'finished', 'step': 2000}))
+      records = [{'step': 1000, 'modes': 0, 'high_quality': 0.0, 'reverse_kl': 9.0},
+                 {'step': 2000, 'modes': modes, 'high_quality': hq, 'reverse_kl': kl}]
+      (run / 'eval.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+  collected = table.collect(str(tmp_path))
+  assert collected['GAN']['modes'] == [1, 2, 4] and collected['Unrolled k=5']['runs'] == 2
+  rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in table.table_2d(collected, {}).splitlines()}
+  se = np.std([1, 2, 4], ddof=1) / np.sqrt(3)
+  assert rows['GAN'][1] == f'{7 / 3:.1f} ± {se:.1f}'
+  assert rows['GAN'][2] == f'{100 * (0.99 + 0.95 + 0.90) / 3:.1f} ± {100 * np.std([0.99, 0.95, 0.9], ddof=1) / np.sqrt(3):.1f}'
+  assert rows['Unrolled k=5'][1] == '7.5 ± 0.5'
+  assert '*published:* Unrolled GAN (VEEGAN Table 1)' in rows
