@@ -46,15 +46,7 @@ def get_config(arg: str | None = None):
     c.train.sample_every = 1000
   config_lib.set_default_eval(c, eval_every=c.train.steps // 5)
   if 'smoke' in options:
-    c.model.g_channels = c.model.d_channels = 8
-    c.model.z_dim = min(c.model.z_dim, 16)
-    c.model.hidden = 32
-    c.data.batch_size = 16
-    c.train.steps = 20
-    c.train.log_every = 5
-    c.train.sample_every = 10
-    c.train.checkpoint_every = 10
-    c.eval.metrics = ()  # Tests add the metrics they check.
+    config_lib.shrink_to_smoke(c)
   return c
 
 

@@ -125,6 +125,19 @@ def set_default_eval(c: ConfigDict, eval_every: int) -> ConfigDict:
   return c
 
 
+def shrink_to_smoke(c: ConfigDict) -> ConfigDict:
+  """The `:smoke` variant every experiment has: tiny networks, batch 16, 20 steps, no evaluation
+  (tests add the metrics they check). Experiments shrink their own extra costs (critic or unroll
+  steps) besides."""
+  c.model.g_channels = c.model.d_channels = 8
+  c.model.z_dim = min(c.model.z_dim, 16)
+  c.model.hidden = 32
+  c.data.batch_size = 16
+  c.train.update(dict(steps=20, log_every=5, sample_every=10, checkpoint_every=10))
+  c.eval.metrics = ()
+  return c
+
+
 def _parse_value(text: str, current: Any, key: str) -> Any:
   """Parses `text` into the type of the field's current value."""
   def bad(expected: str) -> UserError:
