@@ -8,7 +8,7 @@
 
 One iteration = d_steps D updates + one G update with Adam, real batches drawn on the device from a
 synthetic uint8 set (speed does not depend on pixel values). JAX: gan_jax's own train step
-(steps.make_train_step + make_iteration, sub-pixel upsampling in G). PyTorch: bench/torch_dcgan.py, the
+(steps.make_train_step + make_iteration, G's upsampling as configured by default). PyTorch: bench/torch_dcgan.py, the
 same networks with nn.ConvTranspose2d, eager (and torch.compile of both networks where it works);
 bf16 is torch.autocast there. The implementations' timed blocks are interleaved, so load from other
 processes on a shared machine affects both alike; medians of --repeats blocks of --iters iterations.
@@ -55,7 +55,7 @@ flags.DEFINE_enum('preset', 'mnist', list(PRESETS), 'Workload set.')
 flags.DEFINE_list('only', None, 'Workload ids of the preset to run (default all): ' +
                   '; '.join(f'{p}: {",".join(w)}' for p, w in PRESETS.items()))
 flags.DEFINE_list('dtypes', None, 'Compute dtypes (default float32 for mnist, float32,bfloat16 for dcgan64).')
-flags.DEFINE_list('upsample', None, "gan_jax's G upsampling: subpixel, transpose (default subpixel for mnist, "
+flags.DEFINE_list('upsample', None, "gan_jax's G upsampling: transpose, subpixel (default transpose for mnist, "
                   'both for dcgan64: sub-pixel convs count 9/4 of the transposed conv FLOPs in G).')
 flags.DEFINE_list('torch', None, "PyTorch variants: eager, compile, or none (default eager for mnist, "
                   "eager,compile for dcgan64).")
@@ -171,7 +171,7 @@ def main(argv):
     raise app.UsageError(f'unknown --only ids {unknown}; preset {FLAGS.preset} has {list(preset)}')
   gpu_preset = FLAGS.preset == 'dcgan64'
   dtypes = FLAGS.dtypes or (['float32', 'bfloat16'] if gpu_preset else ['float32'])
-  upsamples = FLAGS.upsample or (['subpixel', 'transpose'] if gpu_preset else ['subpixel'])
+  upsamples = FLAGS.upsample or (['transpose', 'subpixel'] if gpu_preset else ['transpose'])
   variants = [v for v in (FLAGS.torch or (['eager', 'compile'] if gpu_preset else ['eager'])) if v != 'none']
   device = jax.devices()[0]
   print(f'device: {device.device_kind} ({device.platform}) x{jax.device_count()}, host {platform.node()} '

@@ -46,7 +46,7 @@ def base() -> ConfigDict:
       d_minibatch='',     # before D's last layer: '', 'stddev' (ProGAN) or 'discrimination' (Salimans).
       hidden=128,         # MLP: hidden width.
       layers=3,           # MLP: hidden layers.
-      upsample='subpixel',  # G's stride-2 4x4 transposed convs: 'subpixel' (fast, same math) or 'transpose'.
+      upsample='transpose',  # G's stride-2 4x4 transposed convs: 'transpose' or 'subpixel' (same math; models/upsample.py).
       g_cond='',          # class conditioning of G: '' (none), 'concat' (label embedding + z) or 'cbn'.
       d_cond='',          # of D: '' (none), 'concat' (label maps), 'projection' or 'acgan'.
       label_dim=10,       # g_cond='concat': size of the label embedding.

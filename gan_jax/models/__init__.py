@@ -50,7 +50,7 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
       raise UserError(f'model dcgan needs square images; the data has examples of shape {example_shape} '
                       '(use --config.model.name=mlp for 2D data)')
     if model_config.upsample not in ('subpixel', 'transpose'):
-      raise UserError(f'unknown model.upsample {model_config.upsample!r}; choose subpixel or transpose')
+      raise UserError(f'unknown model.upsample {model_config.upsample!r}; choose transpose or subpixel')
     dcgan.num_scales(example_shape[0])
     _check_choice('model.d_norm', model_config.d_norm, D_NORMS)
     _check_choice('model.d_minibatch', model_config.d_minibatch, D_MINIBATCH)

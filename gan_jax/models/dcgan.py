@@ -47,7 +47,7 @@ class Generator(nn.Module):
   """
   image_shape: Sequence[int]
   channels: int = 64
-  upsample: str = 'subpixel'
+  upsample: str = 'transpose'
   dtype: jnp.dtype = jnp.float32
   axis_name: str | None = None
   cond: str = ''
