@@ -83,7 +83,7 @@ class JaxIteration:
     images = rng.integers(0, 256, (2048, *shape), dtype=np.uint8)
     source = data_lib.Source('synthetic', tuple(shape), 0, {'image': images, 'label': np.zeros(2048, np.int32)})
     g, d = models.build(config.model, source.shape, dtype)
-    g_opt, d_opt = state_lib.make_optimizer(config.optim.g), state_lib.make_optimizer(config.optim.d)
+    g_opt, d_opt = state_lib.make_optimizers(config)
     train_step = steps_lib.make_train_step(g, d, g_opt, d_opt, losses.get(config.loss),
                                            steps_lib.StepOptions.from_config(config))
     init = jax.jit(lambda key: state_lib.init(g, d, g_opt, d_opt, config.model.z_dim, source.shape, key,

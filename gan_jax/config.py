@@ -11,7 +11,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift
   unroll steps, stop_gradient, rolled (unrolled G update, Metz et al. 2017)
-  optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player)
+  optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player), decay, decay_to (schedule)
   train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
          dtype, ema_decay, collapse_patience, collapse_d_loss, restarts, restart_lr_factor
   eval   eval_every, metrics, num_samples, batch_size, split, num_real, features, classifier,
@@ -77,6 +77,8 @@ def base() -> ConfigDict:
   c.optim = ConfigDict(dict(
       g=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),
       d=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),
+      decay='constant',     # learning-rate schedule over each player's updates: 'constant', 'linear' or 'cosine'
+      decay_to=0.0,         # the final learning rate as a fraction of lr ('linear' and 'cosine').
   ))
   c.train = ConfigDict(dict(
       steps=10_000,

@@ -231,3 +231,32 @@ def test_vectorized_sweep_is_killed_resumed_and_reported(tmp_path):
       continue
     values = [finals[f'd.lr={lr},seed={seed}'] for seed in (0, 1)]
     assert float(row['d_loss_final_mean']) == pytest.approx(np.mean(values), rel=1e-12)
+
+
+@pytest.mark.parametrize('on_device', [True, False])
+def test_chunked_runs_equal_one_vmap(on_device):
+  """CPU MLP groups are computed a chunk of runs at a time (lax.map over vmapped chunks, the last one
+  smaller): the same states and metric sums as one vmap over all runs."""
+  config = _config()
+  run = loop.build_run(config)
+  t, batch_size = config.train, config.data.batch_size
+  iteration = vectorized.steps_lib.iteration_fn(run.train_step, run.source.draw, batch_size=batch_size,
+                                                d_steps=t.d_steps, on_device=on_device)
+  runs = 7
+  keys = jax.random.split(jax.random.key(0), runs)
+  state = jax.vmap(run.init_state)(keys)
+  example = vectorized.steps_lib.example_batch(t.d_steps, batch_size, run.source.shape)
+  sums = vectorized.steps_lib.zero_metrics(run.train_step, vectorized._lane(state, 0), example, keys[0])
+  sums = jax.tree.map(lambda z: np.zeros((runs, *z.shape), z.dtype), sums)
+  if on_device:
+    data = jax.device_put(run.source.arrays)
+  else:
+    rng = np.random.default_rng(0)  # Each run's own host batches (the 2D sets live on the device; any points do).
+    data = {'image': rng.normal(size=(runs, t.d_steps, batch_size, 2)).astype(np.float32),
+            'label': np.zeros((runs, t.d_steps, batch_size), np.int32)}
+  assert vectorized._chunk_size(config, 64) == vectorized.CPU_MLP_CHUNK  # This suite runs on CPU.
+  expected = jax.jit(vectorized._over_runs(iteration, on_device, None))(state, sums, data, keys)
+  got = jax.jit(vectorized._over_runs(iteration, on_device, 3))(state, sums, data, keys)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, expected)
+  d_params = jax.tree.leaves(expected[0].d.params)[0]
+  assert not np.allclose(d_params[0], d_params[1])  # The runs differ, so a mixed-up chunk would show.

@@ -173,6 +173,11 @@ def validate(config) -> None:
     o = config.optim[player]
     if not (o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1):
       raise UserError(f'optim.{player}: need lr > 0 and betas in [0, 1) (got lr={o.lr}, b1={o.b1}, b2={o.b2})')
+  if config.optim.decay not in state_lib.DECAYS:
+    raise UserError(f'unknown optim.decay {config.optim.decay!r}; choose one of {", ".join(state_lib.DECAYS)}')
+  if not 0.0 <= config.optim.decay_to <= 1.0:
+    raise UserError(f'optim.decay_to is the final fraction of the learning rate, in [0, 1] '
+                    f'(got {config.optim.decay_to})')
   losses.get(config.loss)
   if config.g_loss not in ('', 'feature_matching'):
     raise UserError(f"unknown g_loss {config.g_loss!r}; choose '' (the loss's own) or 'feature_matching'")
@@ -205,8 +210,7 @@ def build_run(config, axis_name: str | None = None) -> Run:
   validate(config)
   source = data_lib.make_source(config.data)
   g_model, d_model = models.build(config.model, source.shape, config.train.dtype, source.num_classes, axis_name)
-  g_opt = state_lib.make_optimizer(config.optim.g)
-  d_opt = state_lib.make_optimizer(config.optim.d)
+  g_opt, d_opt = state_lib.make_optimizers(config)
   train_step = steps_lib.make_train_step(g_model, d_model, g_opt, d_opt, losses.get(config.loss),
                                          steps_lib.StepOptions.from_config(config, axis_name, source.num_classes))
   return Run(config, source, g_model, d_model, g_opt, d_opt, train_step)
@@ -342,9 +346,14 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
                       e, restarts, config.train.restarts, config.optim.g.lr, config.optim.d.lr)
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def all_finite(tree) -> bool:
-  """Whether every leaf of `tree` is free of NaN and Inf."""
-  return bool(jax.jit(lambda t: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(t)])))(tree))
+  """Whether every leaf of `tree` is free of NaN and Inf (compiled once per tree structure)."""
+  return bool(_all_finite(tree))
 
 
 def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int) -> dict[str, Any]:

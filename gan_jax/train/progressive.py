@@ -271,8 +271,10 @@ class Growth:
     self.train_source = dataclasses.replace(self.source, shape=images.shape[1:],
                                             arrays={**self.source.arrays, 'image': images})
     self.dtype = models.compute_dtype(config.train.dtype)
-    self.g_opt = state_lib.make_optimizer(config.optim.g)
-    self.d_opt = state_lib.make_optimizer(config.optim.d)
+    if config.optim.decay != 'constant':
+      raise UserError('optim.decay is not supported with progressive growing (each stage runs at its own '
+                      "learning rate); leave it 'constant'")
+    self.g_opt, self.d_opt = state_lib.make_optimizers(config)
     self.loss = losses.get(config.loss)
     self.options = steps_lib.StepOptions.from_config(config)
 
