@@ -28,7 +28,8 @@ mode histogram; W&B key eval/modes_figure).
 Models (sized for a CPU): G and D are MLPs with 2 ReLU hidden layers of 64 (Metz et al.: 128);
 z ~ N(0, I_64) (theirs 256); batch 256 (theirs 512); Adam lr 1e-3 decayed to 0 by a cosine over
 the run (`optim.decay`), betas 0.5 / 0.999 for both players (theirs lr 1e-4, constant);
-non-saturating G loss (theirs minimax). Width 128 cost 3x the time per iteration here. The budget
+non-saturating G loss (theirs minimax). Width 128 cost the unrolled (k = 5) step 3x the time per
+iteration here; wider networks are compared below. The budget
 is RING_STEPS / GRID_STEPS iterations.
 
 `compare` (the sweep of the table): on one mixture and with one budget of G updates, the
