@@ -15,6 +15,7 @@ from gan_jax import experiments
 from gan_jax.errors import UserError
 from gan_jax.models import layers
 from gan_jax.models import progan
+from gan_jax.train import loop
 from gan_jax.train import progressive
 
 Z_DIM = 8
@@ -170,7 +171,7 @@ def test_progressive_run_compiles_once_per_resolution_and_resumes_mid_fade(tmp_p
       (event, fun_name)))
   config = _config(train__checkpoint_every=2, train__keep_checkpoints=10)
   full = tmp_path / 'full'
-  result = progressive.train_and_evaluate(config, full)
+  result = loop.train_and_evaluate(config, full)
   assert result['status'] == 'finished' and result['step'] == 12 and result['images_seen'] == 12 * 16
   # One program per resolution, however many steps and phases it serves.
   assert result['compilations'] == 2 and _lowerings(events) == 2
@@ -192,8 +193,36 @@ def test_progressive_run_compiles_once_per_resolution_and_resumes_mid_fade(tmp_p
   shutil.copy(full / 'config.json', resumed / 'config.json')
   shutil.copytree(full / 'checkpoints' / '6', resumed / 'checkpoints' / '6')
   events.clear()
-  result = progressive.train_and_evaluate(config, resumed)
+  result = loop.train_and_evaluate(config, resumed)
   assert result['step'] == 12 and result['compilations'] == 1 and _lowerings(events) == 1
   _, resumed_12 = _state_at(resumed, config, 12)
   for a, b in zip(jax.tree.leaves(at_12), jax.tree.leaves(resumed_12)):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_progressive_divergence_restarts_with_every_schedule_rate_lowered(tmp_path, data_dir):
+  """A run resumed at the 8x8 fade-in with absurd per-resolution learning rates diverges, and
+  restarts from its last good checkpoint with the schedule's rates lowered, then finishes."""
+  healthy = _config(train__steps=4, train__checkpoint_every=2)
+  assert loop.train_and_evaluate(healthy, tmp_path)['step'] == 4
+  absurd = _config(train__checkpoint_every=2, progressive__g_lr='(1e30, 1e30)', progressive__d_lr='(1e30, 1e30)',
+                   train__restarts=1, train__restart_lr_factor=1e-33)
+  result = loop.train_and_evaluate(absurd, tmp_path)
+  assert result['status'] == 'finished' and result['step'] == 12 and result['restarts'] == 1
+  status = json.loads((tmp_path / 'status.json').read_text())
+  assert status['status'] == 'finished' and status['restarts'] == 1
+  saved = json.loads((tmp_path / 'config.json').read_text())['progressive']
+  np.testing.assert_allclose(saved['g_lr'] + saved['d_lr'], [1e-3] * 4, rtol=1e-6)
+  _, final = _state_at(tmp_path, absurd, 12)
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(final))
+
+
+@pytest.mark.slow
+def test_progressive_collapse_signal_stops_the_run_as_diverged(tmp_path, data_dir):
+  # Any d_loss is below 1e9, so the collapse signal fires at the third log (logs every 2 steps).
+  config = _config(train__collapse_patience=3, train__collapse_d_loss=1e9)
+  with pytest.raises(loop.Diverged, match=r'collapse: d_loss <= 1e\+09 at 3 consecutive logs up to step 6'):
+    loop.train_and_evaluate(config, tmp_path)
+  status = json.loads((tmp_path / 'status.json').read_text())
+  assert status['status'] == 'diverged' and status['message'].startswith('collapse')

@@ -40,7 +40,7 @@ def _start(workdir: pathlib.Path, cache_dir: pathlib.Path, *extra) -> subprocess
 
 def _final_state(workdir: pathlib.Path, config):
   """The latest checkpointed state of the run in `workdir`."""
-  return from_checkpoint.load_latest(config, workdir)[1]
+  return from_checkpoint.load_latest(config, workdir).state
 
 
 def _assert_identical(a, b) -> None:

@@ -21,7 +21,7 @@ def _config(exp='vanilla:smoke', **overrides):
 
 def _final_params(workdir: pathlib.Path, config):
   """The latest checkpointed state of the run in `workdir`."""
-  return from_checkpoint.load_latest(config, workdir)[1]
+  return from_checkpoint.load_latest(config, workdir).state
 
 
 def test_smoke_run_writes_every_output(tmp_path, data_dir):

@@ -43,6 +43,8 @@ def test_runs_differing_in_seeds_adam_and_penalty_weights_share_a_program():
 def test_runs_that_do_not_share_a_program_are_refused(tmp_path):
   with pytest.raises(UserError, match='differ only in train.seed'):
     vectorized.train_members([_config(), _config(loss='hinge')], [tmp_path / 'a', tmp_path / 'b'])
+  with pytest.raises(UserError, match='progressive .* not vectorized; use --runner=sequential'):
+    vectorized.train_members([_config('progan:smoke')] * 2, [tmp_path / 'a', tmp_path / 'b'])
   assert not (tmp_path / 'a').exists()
 
 
@@ -52,7 +54,7 @@ def _records(workdir: pathlib.Path, name: str = 'metrics') -> list[dict]:
 
 def _final_state(workdir: pathlib.Path, config):
   """The latest checkpointed state of the run in `workdir`."""
-  return from_checkpoint.load_latest(config, workdir)[1]
+  return from_checkpoint.load_latest(config, workdir).state
 
 
 def _assert_same_runs(configs, sequential_dirs, vectorized_dirs, rtol):
@@ -260,3 +262,35 @@ def test_chunked_runs_equal_one_vmap(on_device):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, expected)
   d_params = jax.tree.leaves(expected[0].d.params)[0]
   assert not np.allclose(d_params[0], d_params[1])  # The runs differ, so a mixed-up chunk would show.
+
+
+@pytest.mark.slow
+def test_a_member_that_diverges_restarts_alone_and_collapse_is_detected_per_member(tmp_path):
+  """With train.restarts, a run that diverges in its group (absurd learning rates) continues alone
+  through train_and_evaluate with the rates lowered, while its group finishes; without restarts, a
+  collapsed run (train.collapse_patience) is recorded as diverged, as train_and_evaluate records it."""
+  restarting = dict(train__restarts=1, train__restart_lr_factor=2e-34, train__checkpoint_every=5)
+  configs = [_config(train__seed=0, **restarting),
+             _config(train__seed=1, optim__g__lr=1e30, optim__d__lr=1e30, **restarting)]
+  workdirs = [tmp_path / 'healthy', tmp_path / 'absurd']
+  done = []
+  results = vectorized.train_members(configs, workdirs, on_done=lambda *args: done.append(args))
+  assert sorted(done) == [(0, 'finished', ''), (1, 'finished', '')]
+  assert [(r['status'], r['step']) for r in results] == [('finished', 20)] * 2
+  assert json.loads((workdirs[0] / 'status.json').read_text()) == {'status': 'finished', 'step': 20, 'message': ''}
+  status = json.loads((workdirs[1] / 'status.json').read_text())
+  assert status['status'] == 'finished' and status['restarts'] == 1
+  saved = json.loads((workdirs[1] / 'config.json').read_text())
+  np.testing.assert_allclose([saved['optim']['g']['lr'], saved['optim']['d']['lr']], [2e-4, 2e-4], rtol=1e-6)
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(_final_state(workdirs[1], configs[1])))
+
+  # Any d_loss is below 1e9: both runs collapse at the third log (step 15), after the checkpoint at 10.
+  collapsing = [_config(train__seed=s, train__collapse_patience=3, train__collapse_d_loss=1e9) for s in (0, 1)]
+  done.clear()
+  results = vectorized.train_members(collapsing, [tmp_path / 'c0', tmp_path / 'c1'],
+                                     on_done=lambda *args: done.append(args))
+  assert [r['status'] for r in results] == ['diverged'] * 2 and [d[1] for d in done] == ['failed'] * 2
+  for workdir in (tmp_path / 'c0', tmp_path / 'c1'):
+    status = json.loads((workdir / 'status.json').read_text())
+    assert status['status'] == 'diverged' and status['step'] == 15
+    assert status['message'].startswith('collapse: d_loss <= 1e+09 at 3 consecutive logs up to step 15')

@@ -4,10 +4,13 @@
   sample(config, workdir, num_samples, out, labels) -> writes an .npz of generated samples
 
 `config` is the run's config (its saved config.json, or the experiment's with overrides); keys
-that change shapes must match the saved ones, as when resuming.
+that change shapes must match the saved ones, as when resuming. Progressive (ProGAN) runs are
+read at the stage and fade-in weight of their checkpoint's step, as training evaluated them.
 """
+import dataclasses
 import json
 import pathlib
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -15,11 +18,13 @@ import numpy as np
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import config as config_lib
+from gan_jax import data as data_lib
 from gan_jax import logging as log_lib
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditioning
 from gan_jax.train import loop
+from gan_jax.train import progressive
 from gan_jax.train import state as state_lib
 
 SAMPLE_KEY_SALT = 0x53414D  # Samples come from fold_in(key(seed), salt), apart from training and eval.
@@ -36,8 +41,42 @@ def saved_config(workdir: pathlib.Path) -> config_lib.ConfigDict:
     raise UserError(f'{path} is not valid JSON ({e})') from None
 
 
-def load_latest(config, workdir: pathlib.Path) -> tuple[loop.Run, state_lib.GANState]:
-  """The run built from `config` and its latest loadable checkpointed state.
+@dataclasses.dataclass(frozen=True)
+class Trained:
+  """A run's generator at its latest checkpoint.
+
+  Attributes:
+    state: the restored GANState.
+    step: its iteration.
+    source: the data the run trained on, as its evaluations see it (a progressive run's original
+      image size, not the padded one it trained at).
+    conditional: G takes class labels.
+    generate: `(z float32 [B, z_dim], labels int32 [B] or None) -> samples [B, *source.shape]`, in
+      eval mode with the EMA params when enabled (jitted).
+    progress: values every eval record of the run carries besides the metrics (progressive runs:
+      images_seen, resolution, alpha; else none).
+  """
+  state: state_lib.GANState
+  step: int
+  source: data_lib.Source
+  conditional: bool
+  generate: Callable[[jax.Array, jax.Array | None], jax.Array]
+  progress: dict[str, float]
+
+
+def _restore(workdir: pathlib.Path, template: state_lib.GANState) -> state_lib.GANState:
+  checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints')
+  try:
+    state = checkpoints.restore_latest(template)
+  finally:
+    checkpoints.close()
+  if state is None:
+    raise UserError(f'{workdir / "checkpoints"} holds no checkpoint yet; train first (--mode=train)')
+  return state
+
+
+def load_latest(config, workdir: pathlib.Path) -> Trained:
+  """The generator of the run in `workdir` at its latest loadable checkpoint, built from `config`.
 
   Raises:
     UserError if `workdir` is no run, its saved config differs in shape keys, or it has no checkpoint.
@@ -47,15 +86,19 @@ def load_latest(config, workdir: pathlib.Path) -> tuple[loop.Run, state_lib.GANS
   if diffs:
     raise UserError(f'the config differs from the one saved in {workdir} in keys that change shapes '
                     f'({"; ".join(diffs)}); use the saved values')
+  if 'progressive' in config:
+    growth = progressive.Growth(config)
+    state = _restore(workdir, growth.init_state(jax.random.key(0)))
+    step = int(state.step)
+    phase = progressive.phase_at(growth.phases, step)
+    generate_at, alpha = growth.make_generate(phase.resolution), progressive.ramp(step, phase.fade)
+    return Trained(state, step, growth.source, False, lambda z, labels: generate_at(state, z, alpha),
+                   progressive.progress_at(growth.phases, step))
   run = loop.build_run(config)
-  checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints')
-  try:
-    state = checkpoints.restore_latest(run.init_state(jax.random.key(0)))
-  finally:
-    checkpoints.close()
-  if state is None:
-    raise UserError(f'{workdir / "checkpoints"} holds no checkpoint yet; train first (--mode=train)')
-  return run, state
+  state = _restore(workdir, run.init_state(jax.random.key(0)))
+  generate = jax.jit(run.generate)
+  return Trained(state, int(state.step), run.source, run.conditional, lambda z, labels: generate(state, z, labels),
+                 {})
 
 
 def evaluate(config, workdir: pathlib.Path) -> dict[str, float]:
@@ -66,12 +109,12 @@ def evaluate(config, workdir: pathlib.Path) -> dict[str, float]:
   if not config.eval.metrics:
     raise UserError(f'no eval metrics configured; pass --config.eval.metrics=NAME,... '
                     f'(one or more of {", ".join(evaluator_lib.METRICS)})')
-  run, state = load_latest(config, workdir)
-  evaluator = evaluator_lib.Evaluator(config, run.source)
-  step = int(state.step)
-  results = loop.make_evaluate(run, evaluator)(state, step, config.train.seed)
-  log_lib.RunLogger(workdir, {}, config_lib.ConfigDict({'wandb': 'disabled'})).write(step, results, name='eval')
-  return {'step': step, **results}
+  trained = load_latest(config, workdir)
+  evaluator = evaluator_lib.Evaluator(config, trained.source)
+  results = evaluator(trained.generate, loop.eval_key(config.train.seed, trained.step))
+  log_lib.RunLogger(workdir, {}, config_lib.ConfigDict({'wandb': 'disabled'})).write(
+      trained.step, {**results, **trained.progress}, name='eval')
+  return {'step': trained.step, **results}
 
 
 def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, labels: str | None = None) -> pathlib.Path:
@@ -90,24 +133,23 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
     raise UserError(f'--out={out}: samples are written as .npz; give a file name ending in .npz')
   if not out.parent.exists():
     raise UserError(f'--out={out}: the directory {out.parent} does not exist')
-  run, state = load_latest(config, workdir)
+  trained = load_latest(config, workdir)
   extra = {}
-  if run.conditional:
-    extra['labels'] = conditioning.parse_labels(labels or 'balanced', num_samples, run.source.num_classes)
+  if trained.conditional:
+    extra['labels'] = conditioning.parse_labels(labels or 'balanced', num_samples, trained.source.num_classes)
   elif labels is not None:
     raise UserError(f'--labels: the run in {workdir} is unconditional (model.g_cond is empty); drop --labels')
-  generate = jax.jit(run.generate)
   batch = config.eval.batch_size
   key = jax.random.fold_in(jax.random.key(config.train.seed), SAMPLE_KEY_SALT)
   chunks = []
   for i in range(-(-num_samples // batch)):
     z = jax.random.normal(jax.random.fold_in(key, i), (batch, config.model.z_dim), jnp.float32)
     batch_labels = None
-    if run.conditional:  # Padded to the batch so every call has the compiled shape.
+    if trained.conditional:  # Padded to the batch so every call has the compiled shape.
       batch_labels = np.zeros(batch, np.int32)
       chosen = extra['labels'][i * batch:(i + 1) * batch]
       batch_labels[:len(chosen)] = chosen
-    chunks.append(np.asarray(generate(state, z, batch_labels), np.float32))
+    chunks.append(np.asarray(trained.generate(z, batch_labels), np.float32))
   samples = np.concatenate(chunks)[:num_samples]
-  np.savez(out, samples=samples, step=np.int64(state.step), **extra)
+  np.savez(out, samples=samples, step=np.int64(trained.step), **extra)
   return out

@@ -156,6 +156,32 @@ class Due:
     return self.log or self.sample or self.checkpoint or self.eval
 
 
+class Health:
+  """The divergence checks of one run's logged windows (plain, progressive and vectorized runs alike).
+
+  `check(means, step, since_log, logged)` returns why the run diverged, or None while it is healthy:
+  a non-finite metric mean over the window of `since_log` iterations ending at `step`, or (counted
+  on logged windows only) the train.collapse_patience-th consecutive log with d_loss <=
+  train.collapse_d_loss (collapse_patience 0: never).
+  """
+
+  def __init__(self, train_config):
+    self.patience = train_config.collapse_patience
+    self.threshold = train_config.collapse_d_loss
+    self.collapsed_logs = 0
+
+  def check(self, means: dict[str, float], step: int, since_log: int, logged: bool) -> str | None:
+    bad = ', '.join(f'{k}={v}' for k, v in means.items() if not math.isfinite(v))
+    if bad:
+      return f'non-finite values between steps {step - since_log} and {step} ({bad})'
+    if logged and self.patience:
+      self.collapsed_logs = self.collapsed_logs + 1 if means['d_loss'] <= self.threshold else 0
+      if self.collapsed_logs >= self.patience:
+        return (f'collapse: d_loss <= {self.threshold:g} at {self.collapsed_logs} consecutive logs up to step {step} '
+                '(D wins outright)')
+    return None
+
+
 def validate(config) -> None:
   """Checks values that would otherwise fail deep inside JAX."""
   t = config.train
@@ -243,6 +269,11 @@ def prepare_workdir(config, workdir: pathlib.Path) -> pathlib.Path:
   return workdir
 
 
+def eval_key(seed: int, step: int) -> jax.Array:
+  """The key of the evaluation at `step` of a run with `seed`: its draws depend only on (seed, step)."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
+
+
 def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[..., dict]:
   """`evaluate(state, step, seed, logger=None) -> {metric: float}` for `run`'s generator.
 
@@ -254,7 +285,7 @@ def make_evaluate(run: Run, evaluator: evaluator_lib.Evaluator) -> Callable[...,
   generate = jax.jit(run.generate)
 
   def evaluate(state: state_lib.GANState, step: int, seed: int, logger: log_lib.RunLogger | None = None):
-    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
+    key = eval_key(seed, step)
     results = evaluator(lambda z, labels: generate(state, z, labels), key)
     if logger is not None and logger.enabled and 'modes' in evaluator.metrics:
       path = logger.workdir / 'figures' / f'modes_{step}.png'
@@ -312,12 +343,14 @@ def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Pa
   return True
 
 
-def train_and_evaluate(config, workdir) -> dict[str, Any]:
+def train_and_evaluate(config, workdir, restarts: int = 0) -> dict[str, Any]:
   """Trains (or resumes) the run described by `config` in `workdir`.
 
   On divergence, restarts up to `train.restarts` times from the last good checkpoint (or from
-  scratch if there is none) with both learning rates multiplied by `train.restart_lr_factor`;
-  config.json then records the lowered rates and status.json the restart count.
+  scratch if there is none) with every learning rate multiplied by `train.restart_lr_factor`
+  (lowered_learning_rates); config.json then records the lowered rates and status.json the restart
+  count. `restarts`: those already made before this call (a run that diverged in a vectorized group
+  continues here, its config already lowered).
 
   Returns:
     {'status': 'finished', 'step': final step, 'metrics': last logged scalars,
@@ -327,23 +360,37 @@ def train_and_evaluate(config, workdir) -> dict[str, Any]:
     UserError for bad input; Diverged when training diverges or collapses with no restart left;
     Interrupted after SIGTERM/SIGINT (a checkpoint of the last completed step is written first).
   """
-  if 'progressive' in config:  # A growth schedule: gan_jax.train.progressive runs it.
+  if 'progressive' in config:  # A growth schedule: gan_jax.train.progressive runs each attempt.
     from gan_jax.train import progressive
-    return progressive.train_and_evaluate(config, workdir)
-  restarts = 0
+    train_once = progressive.train_once
+  else:
+    train_once = _train_once
   while True:
     try:
       with StopSignals() as stop:
-        return {**_train_once(config, pathlib.Path(workdir), stop, restarts), 'restarts': restarts}
+        return {**train_once(config, pathlib.Path(workdir), stop, restarts), 'restarts': restarts}
     except Diverged as e:
       if restarts == config.train.restarts:
         raise
       restarts += 1
-      config = copy.deepcopy(config)
-      for player in ('g', 'd'):
-        config.optim[player].lr *= config.train.restart_lr_factor
-      logging.warning('%s; restart %d of %d from the last good checkpoint with learning rates G %.3g, D %.3g',
-                      e, restarts, config.train.restarts, config.optim.g.lr, config.optim.d.lr)
+      config = lowered_learning_rates(config)
+      logging.warning('%s; restart %d of %d from the last good checkpoint with the learning rates multiplied by '
+                      '%.3g (G %.3g, D %.3g)', e, restarts, config.train.restarts, config.train.restart_lr_factor,
+                      config.optim.g.lr, config.optim.d.lr)
+
+
+def lowered_learning_rates(config):
+  """A copy of `config` with every learning rate multiplied by train.restart_lr_factor: both
+  players', and a progressive schedule's per-resolution ones."""
+  config = copy.deepcopy(config)
+  factor = config.train.restart_lr_factor
+  for player in ('g', 'd'):
+    config.optim[player].lr *= factor
+  if 'progressive' in config:
+    for name in ('g_lr', 'd_lr'):
+      rates = config.progressive[name]
+      config.progressive[name] = type(rates)(lr * factor for lr in rates)
+  return config
 
 
 @jax.jit
@@ -410,7 +457,7 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
                      f'(steps {checkpoints.steps()}); lower the learning rates or add a penalty')
     checkpoints.save(step, state)
 
-  collapsed_logs = 0  # Consecutive logs with d_loss <= train.collapse_d_loss.
+  health = Health(t)
 
   evaluate = make_evaluate(run, evaluator) if evaluator else None
 
@@ -455,16 +502,10 @@ def _train_once(config, workdir: pathlib.Path, stop: StopSignals, restarts: int)
       if not due:
         continue
       means = {k: float(v) / since_log for k, v in jax.device_get(sums).items()}
-      if not all(math.isfinite(v) for v in means.values()):
-        bad = ', '.join(f'{k}={v}' for k, v in means.items() if not math.isfinite(v))
-        raise Diverged(f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
-                       f'checkpoint is kept (steps {checkpoints.steps()}); lower the learning rates or add a penalty')
-      if due.log and t.collapse_patience:
-        collapsed_logs = collapsed_logs + 1 if means['d_loss'] <= t.collapse_d_loss else 0
-        if collapsed_logs >= t.collapse_patience:
-          raise Diverged(f'collapse: d_loss <= {t.collapse_d_loss:g} at {collapsed_logs} consecutive logs up to '
-                         f'step {step} (D wins outright); the last good checkpoint is kept (steps '
-                         f'{checkpoints.steps()})')
+      diverged = health.check(means, step, since_log, due.log)
+      if diverged:
+        raise Diverged(f'{diverged}; the last good checkpoint is kept (steps {checkpoints.steps()}); lower the '
+                       'learning rates or add a penalty')
       if due.log:
         last = means
         steps_per_sec, line = progress.report(step, {**{k: last[k] for k in ('d_loss', 'g_loss')}, **last_eval})

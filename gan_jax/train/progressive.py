@@ -1,4 +1,7 @@
-"""Progressive growing (ProGAN): `train_and_evaluate(config, workdir)` over a growth schedule.
+"""Progressive growing (ProGAN): `train_once(config, workdir, stop, restarts)` over a growth schedule.
+
+gan_jax.train.loop.train_and_evaluate runs it for any config with a `progressive` group, restarts
+after divergence included.
 
 The schedule is data, `config.progressive` (see experiments/progan.py):
   resolutions        stage resolutions, consecutive doublings from 4 or later, e.g. (4, 8, 16, 32);
@@ -36,8 +39,10 @@ are judged as the blurry 28x28 images they produce. eval.jsonl and metrics.jsonl
 `images_seen` (real images shown to D so far), `resolution` and `alpha`; gan_jax.report plots
 against images seen when present.
 
-Not supported here: BatchNorm, feature matching, host-side data, restarts after divergence
-(`train.restarts`); divergence stops the run with the last good checkpoint kept.
+Divergence (non-finite losses or parameters, or a collapse by train.collapse_patience) stops the
+attempt with the last good checkpoint kept; with `train.restarts`, loop.train_and_evaluate resumes from it with every learning rate of the
+schedule lowered (loop.lowered_learning_rates). Not supported here: BatchNorm, feature matching,
+host-side data.
 """
 import dataclasses
 import math
@@ -200,6 +205,14 @@ def phase_at(phases: list[Phase], step: int) -> Phase:
   return next((p for p in phases if p.start_step <= step < p.end_step), phases[-1])
 
 
+def progress_at(phases: list[Phase], step: int) -> dict[str, float]:
+  """Where iteration `step` stands in the schedule: images_seen, resolution and alpha (logged with
+  every metrics and eval record)."""
+  phase = phase_at(phases, step)
+  return {'images_seen': phase.images_seen(min(step, phase.end_step)), 'resolution': phase.resolution,
+          'alpha': phase.alpha(step)}
+
+
 def padded_side(side: int, final: int) -> int:
   """The side images are padded to before pooling to `final`: the smallest multiple of it >= side."""
   return -(-side // final) * final
@@ -251,8 +264,6 @@ def validate(config) -> None:
   loop.validate(config)
   if config.g_loss:
     raise UserError(f"the progressive driver does not support g_loss={config.g_loss!r}; set --config.g_loss=''")
-  if config.train.restarts:
-    raise UserError('the progressive driver does not restart after divergence; set --config.train.restarts=0')
   make_schedule(config)
 
 
@@ -336,14 +347,11 @@ class Growth:
     return jax.jit(generate)
 
 
-def train_and_evaluate(config, workdir) -> dict[str, Any]:
-  """Trains (or resumes) the progressive run of `config` in `workdir`; same files and result as
-  gan_jax.train.loop.train_and_evaluate, plus 'images_seen' and 'compilations' (iteration programs compiled)."""
-  with loop.StopSignals() as stop:
-    return _train(config, pathlib.Path(workdir), stop)
-
-
-def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, Any]:
+def train_once(config, workdir: pathlib.Path, stop: loop.StopSignals, restarts: int) -> dict[str, Any]:
+  """One attempt at the progressive run of `config` in `workdir` (trained or resumed from its latest
+  checkpoint), as gan_jax.train.loop's attempts; `stop` carries a pending SIGTERM/SIGINT, `restarts`
+  (those already made) goes to status.json. Returns loop's result plus 'images_seen' and
+  'compilations' (iteration programs compiled)."""
   growth = Growth(config)
   phases = growth.phases
   evaluator = evaluator_lib.Evaluator(config, growth.source) if config.eval.metrics else None
@@ -354,7 +362,6 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
 
   key = jax.random.key(t.seed)
   init_key, sample_key, train_key = jax.random.split(key, 3)
-  eval_key = jax.random.fold_in(key, loop.EVAL_KEY_SALT)
   state = growth.init_state(init_key)
   checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', t.keep_checkpoints)
   restored = checkpoints.restore_latest(state)
@@ -364,7 +371,7 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
   start = int(state.step)
 
   logger = log_lib.RunLogger(workdir, config_lib.to_dict(config), config.log, enabled=is_main)
-  loop.write_status(workdir, 'running', start)
+  loop.write_status(workdir, 'running', start, restarts=restarts)
   data = jax.device_put(growth.train_source.arrays)
   fixed_z = jax.random.normal(sample_key, (loop.NUM_GRID_SAMPLES, config.model.z_dim), jnp.float32)
   generators = {}
@@ -374,11 +381,6 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
     if phase.resolution not in generators:
       generators[phase.resolution] = growth.make_generate(phase.resolution)
     return generators[phase.resolution](state, z, ramp(step, phase.fade))
-
-  def progress_values(step: int) -> dict[str, float]:
-    phase = phase_at(phases, step)
-    return {'images_seen': phase.images_seen(min(step, phase.end_step)), 'resolution': phase.resolution,
-            'alpha': phase.alpha(step)}
 
   def save_samples(step: int) -> None:
     if not is_main:
@@ -399,8 +401,8 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
 
   def evaluate_and_log(step: int) -> dict[str, float]:
     started = time.perf_counter()
-    results = evaluator(lambda z, labels: generate(step, z), jax.random.fold_in(eval_key, step))
-    logger.write(step, {**results, **progress_values(step)}, name='eval')
+    results = evaluator(lambda z, labels: generate(step, z), loop.eval_key(t.seed, step))
+    logger.write(step, {**results, **progress_at(phases, step)}, name='eval')
     logging.info('eval at step %d (%.1f s): %s', step, time.perf_counter() - started,
                  ' '.join(f'{k} {v:.4g}' for k, v in results.items()))
     return results
@@ -408,6 +410,7 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
   step = start
   last, last_eval = {}, {}
   iterations = {}  # (resolution, batch size) -> the compiled iteration.
+  health = loop.Health(t)
   progress = Progress(start, total)
   exit_code = 1
   try:
@@ -439,21 +442,21 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
           save_checkpoint(step)
           checkpoints.close()
           message = f'{signal.Signals(stop.received).name} at step {step}: checkpoint written; rerun the same command to resume'
-          loop.write_status(workdir, 'interrupted', step, message)
+          loop.write_status(workdir, 'interrupted', step, message, restarts=restarts)
           raise loop.Interrupted(message, stop.received)
         due = loop.Due.at(config, step, total, evaluator is not None)
         due = dataclasses.replace(due, log=due.log or step == phase.end_step)  # Every phase ends with a log.
         if not due:
           continue
         means = {k: float(v) / since_log for k, v in jax.device_get(sums).items()}
-        if not all(math.isfinite(v) for v in means.values()):
-          bad = ', '.join(f'{k}={v}' for k, v in means.items() if not math.isfinite(v))
-          raise loop.Diverged(f'non-finite values between steps {step - since_log} and {step} ({bad}); the last '
-                              f'good checkpoint is kept (steps {checkpoints.steps()}); lower the learning rates')
+        diverged = health.check(means, step, since_log, due.log)
+        if diverged:
+          raise loop.Diverged(f'{diverged}; the last good checkpoint is kept (steps {checkpoints.steps()}); lower '
+                              'the learning rates')
         if due.log:
           last = means
           steps_per_sec, line = progress.report(step, {**{k: last[k] for k in ('d_loss', 'g_loss')}, **last_eval})
-          logger.write(step, {**last, **progress_values(step), 'steps_per_sec': steps_per_sec})
+          logger.write(step, {**last, **progress_at(phases, step), 'steps_per_sec': steps_per_sec})
           logging.info('%s | %s', phase.name, line)
           sums = jax.tree.map(jnp.zeros_like, sums)
           since_log = 0
@@ -465,19 +468,19 @@ def _train(config, workdir: pathlib.Path, stop: loop.StopSignals) -> dict[str, A
           last_eval = evaluate_and_log(step)
           progress.restart_clock(step)
     checkpoints.close()
-    loop.write_status(workdir, 'finished', step)
+    loop.write_status(workdir, 'finished', step, restarts=restarts)
     exit_code = 0
     return {'status': 'finished', 'step': step, 'metrics': last, 'eval': last_eval,
-            'images_seen': progress_values(step)['images_seen'], 'compilations': len(iterations)}
+            'images_seen': progress_at(phases, step)['images_seen'], 'compilations': len(iterations)}
   except loop.Diverged as e:
     checkpoints.close()
-    loop.write_status(workdir, 'diverged', step, str(e))
+    loop.write_status(workdir, 'diverged', step, str(e), restarts=restarts)
     raise
   except loop.Interrupted:
     raise
   except BaseException as e:
     checkpoints.close()
-    loop.write_status(workdir, 'failed', step, f'{type(e).__name__}: {e}')
+    loop.write_status(workdir, 'failed', step, f'{type(e).__name__}: {e}', restarts=restarts)
     raise
   finally:
     logger.close(exit_code)

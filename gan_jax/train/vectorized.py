@@ -32,11 +32,14 @@ Evaluation: every run is evaluated on config.eval.metrics at the steps `train_an
 evaluate it, with the same draws (they depend on the run's seed and the step), into its own
 eval.jsonl and W&B run.
 
-Divergence: a run whose logged means or parameters become non-finite is recorded as diverged at
-that boundary (status.json, `on_done`), exactly as `train_and_evaluate` records it, and its last
-good checkpoint is kept. It stays in the batch (no operation mixes runs, so its NaNs touch no other run; dropping
-it would mean recompiling) but is no longer logged, sampled or checkpointed. A group whose runs
-have all diverged stops.
+Divergence: a run whose logged means or parameters become non-finite, or that collapses
+(train.collapse_patience), is recorded as diverged at that boundary (status.json, `on_done`),
+exactly as `train_and_evaluate` records it, and its last good checkpoint is kept. It stays in the
+batch (no operation mixes runs, so its NaNs touch no other run; dropping it would mean recompiling)
+but is no longer logged, sampled or checkpointed. A group whose runs have all diverged stops. With
+train.restarts > 0, each diverged run then continues alone once the group is done, through
+`train_and_evaluate`: from its last good checkpoint with the learning rates lowered, as its first
+restart.
 
 SIGTERM / SIGINT: the iteration in flight finishes, every live run is checkpointed at that step
 and marked interrupted, and loop.Interrupted is raised (as train_and_evaluate does).
@@ -53,7 +56,6 @@ runs convolution gradients inside a loop body an order of magnitude slower (gan_
 """
 import dataclasses
 import json
-import math
 import pathlib
 import signal
 import time
@@ -163,6 +165,9 @@ def train_members(configs: list, workdirs: list, on_done: OnDone | None = None) 
     raise UserError('train_members needs configs that differ only in '
                     f'{", ".join(VECTORIZED_KEYS)} (and in no penalty being switched on or off)')
   config = configs[0]
+  if 'progressive' in config:
+    raise UserError('progressive (ProGAN) runs change programs at every stage and are not vectorized; use '
+                    '--runner=sequential or --runner=processes')
   for c in configs:
     loop.validate(c)
   run = loop.build_run(config)
@@ -192,6 +197,9 @@ def train_members(configs: list, workdirs: list, on_done: OnDone | None = None) 
         logging.info('%d run(s) resume from step %d', len(part), start)
       with loop.StopSignals() as stop:
         _train_lanes(run, part, start, on_done, evaluator, stop)
+    for m in members:
+      if m.status == 'diverged' and m.config.train.restarts:
+        _restart_alone(m, on_done)
   except BaseException as e:
     for m in members:
       if m.live:
@@ -199,6 +207,23 @@ def train_members(configs: list, workdirs: list, on_done: OnDone | None = None) 
     raise
   return [{'status': m.status, 'step': m.step, 'metrics': m.last, 'eval': m.last_eval, 'message': m.message}
           for m in members]
+
+
+def _restart_alone(m: _Member, on_done: OnDone) -> None:
+  """Continues a run that diverged in its group as train_and_evaluate continues a diverged run:
+  alone, from its last good checkpoint, with every learning rate lowered (its first restart of
+  train.restarts)."""
+  config = loop.lowered_learning_rates(m.config)
+  logging.warning('%s: restart 1 of %d alone, from its last good checkpoint, with learning rates G %.3g, D %.3g',
+                  m.workdir.name, config.train.restarts, config.optim.g.lr, config.optim.d.lr)
+  try:
+    result = loop.train_and_evaluate(config, m.workdir, restarts=1)
+  except loop.Diverged as e:
+    m.message = str(e)
+    on_done(m.index, 'failed', f'diverged: {e}')
+    return
+  m.status, m.message, m.step, m.last, m.last_eval = 'finished', '', result['step'], result['metrics'], result['eval']
+  on_done(m.index, 'finished', '')
 
 
 def _chunk_size(config, runs: int) -> int | None:
@@ -275,7 +300,8 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
     m.end('diverged', message)
     lanes.remove(lane)
     logging.warning('%s diverged: %s', m.workdir.name, message)
-    on_done(m.index, 'failed', f'diverged: {message}')
+    if not m.config.train.restarts:  # Else train_members restarts it alone once the group is done.
+      on_done(m.index, 'failed', f'diverged: {message}')
 
   def checkpoint(step: int, lane: int) -> bool:
     """Saves the lane's state unless it holds non-finite parameters (then the lane diverges)."""
@@ -288,6 +314,7 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
     return True
 
   lanes = list(range(len(members)))
+  health = [loop.Health(t) for _ in members]
   if start == 0 and t.sample_every:
     save_samples(0, lanes)
   batch = batch_for_step(start)
@@ -322,10 +349,10 @@ def _train_lanes(run: loop.Run, members: list[_Member], start: int, on_done: OnD
       m = members[lane]
       m.step = step
       means[lane] = {k: float(v[lane]) / since_log for k, v in host_sums.items()}
-      bad = ', '.join(f'{k}={v}' for k, v in means[lane].items() if not math.isfinite(v))
-      if bad:
-        diverge(lane, f'non-finite values between steps {step - since_log} and {step} ({bad}); the last good '
-                      f'checkpoint is kept (steps {m.checkpoints.steps()}); lower the learning rates or add a penalty')
+      diverged = health[lane].check(means[lane], step, since_log, due.log)
+      if diverged:
+        diverge(lane, f'{diverged}; the last good checkpoint is kept (steps {m.checkpoints.steps()}); lower the '
+                      'learning rates or add a penalty')
     if due.log and lanes:
       shown = {k: float(np.mean([means[lane][k] for lane in lanes])) for k in ('d_loss', 'g_loss')}
       steps_per_sec, line = progress.report(step, shown)
