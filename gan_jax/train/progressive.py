@@ -40,9 +40,9 @@ are judged as the blurry 28x28 images they produce. eval.jsonl and metrics.jsonl
 against images seen when present.
 
 Divergence (non-finite losses or parameters, or a collapse by train.collapse_patience) stops the
-attempt with the last good checkpoint kept; with `train.restarts`, loop.train_and_evaluate resumes from it with every learning rate of the
-schedule lowered (loop.lowered_learning_rates). Not supported here: BatchNorm, feature matching,
-host-side data.
+attempt with the last good checkpoint kept; with `train.restarts`, loop.train_and_evaluate resumes
+from it with every learning rate of the schedule lowered (loop.lowered_learning_rates). Not
+supported here: BatchNorm, feature matching, host-side data.
 """
 import dataclasses
 import math
