@@ -17,7 +17,7 @@ Options after the colon combine with commas (`progan:fashion_mnist,cpu`); `cpu` 
 image budget and the final resolution (4 -> 8 -> 16, evaluated upsampled to 32 and cropped to 28) to
 what a 2-core machine trains in minutes; `smoke` grows 4 -> 8 with a tiny model.
 
-The schedule is `config.progressive` (gan_jax/train/progressive.py): per resolution the images of its
+The schedule is `config.progressive` (gan_jax/train/schedule.py): per resolution the images of its
 stable and transition (fade-in) phases, batch size and learning rates; every field can be overridden
 from the command line and --dry_run shows it. `train.steps` only caps the run (the schedule sets its
 length). Model: equalized learning rate, pixel norm in G, minibatch stddev in D, WGAN-GP (lambda 10)
@@ -55,7 +55,7 @@ samples):
 """
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError
-from gan_jax.train import progressive
+from gan_jax.train import schedule
 
 OPTIONS = ('mnist', 'fashion_mnist', 'cifar10', 'cpu', 'smoke')
 RESOLUTIONS = (4, 8, 16, 32)
@@ -102,7 +102,7 @@ def get_config(arg: str | None = None):
   c.train.sample_every = 2000
   c.train.checkpoint_every = 2000
   resolutions, phase = _budget(options)
-  c.progressive = progressive.schedule_config(resolutions=resolutions, stable_images=(phase,),
+  c.progressive = schedule.progressive_config(resolutions=resolutions, stable_images=(phase,),
                                               transition_images=(phase,))
   if c.data.name in ('mnist', 'fashion_mnist'):  # The project's domain classifiers exist for these.
     c.eval.metrics = ('classifier_fd',)

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import draws
+
 Array = jax.Array
 Critic = Callable[[Array], Array]
 PyTree = Any
@@ -43,7 +45,7 @@ def _grad_sq_norms(critic: Critic, x: Array) -> Array:
 
 
 def gradient_penalty(critic: Critic, real: Array, fake: Array, rng: Array,
-                     target: float = 1.0, one_sided: bool = False) -> Array:
+                     target: float = 1.0, one_sided: bool = False, axis_name: str | None = None) -> Array:
   """WGAN-GP penalty E[(|grad_x D(x_hat)|_2 - target)^2] (Gulrajani et al. 2017).
 
   x_hat = e * real + (1 - e) * fake with e ~ U[0, 1] drawn once per example. The
@@ -57,11 +59,14 @@ def gradient_penalty(critic: Critic, real: Array, fake: Array, rng: Array,
     rng: PRNG key for the interpolation coefficients.
     target: the gradient norm the critic is pushed towards (1 for 1-Lipschitz).
     one_sided: penalise only |g| > target.
+    axis_name: inside a data-parallel mapping, e is this device's part of one draw for the
+      global batch (gan_jax.draws).
 
   Returns:
     Scalar penalty (multiply by lambda, typically 10).
   """
-  e = jax.random.uniform(rng, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
+  e = draws.rows(lambda k, s: jax.random.uniform(k, s, real.dtype), rng,
+                 (real.shape[0],) + (1,) * (real.ndim - 1), axis_name)
   x_hat = e * real + (1.0 - e) * fake
   excess = _grad_norms(critic, x_hat) - target
   if one_sided:
@@ -95,7 +100,7 @@ def r2_penalty(critic: Critic, fake: Array) -> Array:
 
 
 def dragan_penalty(critic: Critic, real: Array, rng: Array, scale: float = 0.5,
-                   target: float = 1.0) -> Array:
+                   target: float = 1.0, axis_name: str | None = None) -> Array:
   """DRAGAN penalty E[(|grad_x D(x_p)|_2 - target)^2] around real data (Kodali et al. 2017).
 
   The perturbation is that of the authors' reference code:
@@ -109,11 +114,13 @@ def dragan_penalty(critic: Critic, real: Array, rng: Array, scale: float = 0.5,
     rng: PRNG key for u.
     scale: noise amplitude relative to std(real).
     target: the gradient norm the critic is pushed towards.
+    axis_name: as for gradient_penalty (u is drawn for the global batch). std(real) stays the
+      device's own batch statistic.
 
   Returns:
     Scalar penalty (multiply by lambda, typically 10).
   """
-  u = jax.random.uniform(rng, real.shape, real.dtype)
+  u = draws.rows(lambda k, s: jax.random.uniform(k, s, real.dtype), rng, real.shape, axis_name)
   x_p = real + scale * jnp.std(real) * u
   return jnp.mean((_grad_norms(critic, x_p) - target) ** 2)
 
@@ -124,7 +131,7 @@ def clip_weights(params: PyTree, c: float) -> PyTree:
   All leaves are clipped, biases and normalisation scales included, as in the
   paper. Apply to the D params after each D optimizer update.
   """
-  return jax.tree_util.tree_map(lambda p: jnp.clip(p, -c, c), params)
+  return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
 
 
 def weight_penalty(params: PyTree) -> Array:
@@ -139,13 +146,13 @@ def weight_penalty(params: PyTree) -> Array:
   Returns:
     Scalar sum over all kernel entries; 0.0 if there are none.
   """
-  leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+  leaves, _ = jax.tree.flatten_with_path(params)
   squares = [jnp.sum(jnp.square(leaf)) for path, leaf in leaves
              if getattr(path[-1], 'key', None) == 'kernel']
   return sum(squares, jnp.zeros(()))
 
 
-def instance_noise(x: Array, rng: Array, std: float | Array) -> Array:
+def instance_noise(x: Array, rng: Array, std: float | Array, axis_name: str | None = None) -> Array:
   """x + std * N(0, 1) per element (Sonderby et al. 2016; Arjovsky & Bottou 2017).
 
   Apply to both the real and the fake D inputs, with the same std.
@@ -154,8 +161,9 @@ def instance_noise(x: Array, rng: Array, std: float | Array) -> Array:
     x: [B, ...] batch (NHWC images in [-1, 1]); the result is not clipped.
     rng: PRNG key.
     std: scalar noise standard deviation, e.g. from `instance_noise_std`.
+    axis_name: as for gradient_penalty (the noise is drawn for the global batch).
   """
-  return x + std * jax.random.normal(rng, x.shape, x.dtype)
+  return x + std * draws.rows(lambda k, s: jax.random.normal(k, s, x.dtype), rng, x.shape, axis_name)
 
 
 def instance_noise_std(step: int | Array, initial_std: float, anneal_steps: int) -> Array:

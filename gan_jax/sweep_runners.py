@@ -8,7 +8,7 @@ Sweep directory (default runs/<exp>/sweep-<timestamp>; pass the same --workdir t
   sweep.json         name (the W&B group of every member), exp, base overrides, spec
   sweep.jsonl        one line per member: index, name, overrides, workdir (relative to the sweep
                      directory), status (pending|running|finished|failed|interrupted), step, error
-  <member name>/     the member's run directory (see gan_jax/train/loop.py)
+  <member name>/     the member's run directory (see gan_jax/train/lanes.py)
   logs/<member>.log  the output of members run by the 'processes' runner
   jax_cache/         the compiled programs those members share (JAX persistent cache)
 
@@ -22,9 +22,10 @@ Runners (RUNNERS; each is `fn(jobs, table, options)`, runs every job and reports
   sequential  one member after another in this process (the default).
   processes   one `python launch.py` subprocess per local GPU (CUDA_VISIBLE_DEVICES masks the
               others), or --parallel=N processes sharing the CPU or the GPUs.
-  vectorized  members that differ only in values that change no shapes (seeds, Adam
-              hyperparameters, penalty weights: gan_jax/train/vectorized.py) run as one
-              jax.vmap-ed program per group of such members; the groups run one after another.
+  vectorized  members that differ only in values held in the state (seeds, Adam hyperparameters,
+              penalty weights, a schedule's learning rates: gan_jax/train/program.py) run as the
+              lanes of one program per group; the groups run one after another.
+Every runner trains through the same gan_jax.train.loop.train.
 """
 import collections
 import dataclasses
@@ -136,10 +137,10 @@ def prepare(exp: str, overrides: list[tuple[str, str]], directory: str | os.Path
 
 def validate(sweep: Sweep) -> None:
   """Checks every selected member's config as a run would, before anything starts."""
-  from gan_jax.train import loop  # JAX starts here, after the flags and the spec are known to be valid.
+  from gan_jax.train import run as run_lib  # JAX starts here, after the flags and the spec are known to be valid.
   for job in sweep.jobs:
     try:
-      loop.validate(job.config)
+      run_lib.validate(job.config)
     except UserError as e:
       raise UserError(f'sweep member {job.member.index} ({job.member.name}): {e}') from None
 
@@ -424,14 +425,15 @@ def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None
 
 
 def run_vectorized(jobs: list[Job], table: Table, options: RunnerOptions) -> None:
-  """Runs each group of members that share a program as one vmapped program, group after group.
+  """Runs each group of members that share a program as the lanes of one program, group after group.
 
   A group that crashes (rather than diverging member by member) fails its unfinished members and
   the sweep goes on with the next group.
   """
   del options
-  from gan_jax.train import vectorized
-  for group in vectorized.group_by_program([job.config for job in jobs]):
+  from gan_jax.train import loop
+  from gan_jax.train import program
+  for group in program.group_by_program([job.config for job in jobs]):
     members = [jobs[i] for i in group]
     logging.info('sweep: %d member(s) as one vectorized program: %s', len(members),
                  ', '.join(job.member.name for job in members))
@@ -443,7 +445,7 @@ def run_vectorized(jobs: list[Job], table: Table, options: RunnerOptions) -> Non
       table.finished(pending.pop(position), status, error)
 
     try:
-      vectorized.train_members([job.config for job in members], [job.workdir for job in members], on_done=done)
+      loop.train([job.config for job in members], [job.workdir for job in members], on_done=done)
     except KeyboardInterrupt:
       for job in pending.values():
         table.finished(job, 'interrupted')

@@ -10,12 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import experiments
-from gan_jax import losses
-from gan_jax import models
 from gan_jax.errors import UserError
-from gan_jax.train import loop
-from gan_jax.train import parallel
-from gan_jax.train import steps as steps_lib
+from gan_jax.train import program as program_lib
+from gan_jax.train import run as run_lib
 
 ITERATIONS = 2
 
@@ -34,9 +31,15 @@ def max_replica_spread(tree) -> float:
   return spread
 
 
-def train(iterate, state, sums, batch, key):
+def train(run, layout, state, data, key, on_device):
+  """ITERATIONS iterations of the run's first phase laid out by `layout`; (state, metric sums)."""
+  phase = run.phases[0]
+  program = program_lib.Program(run, phase, layout, on_device)
+  state, sums = layout.put_runs(jax.tree.map(jnp.copy, state)), program.zero_sums()
+  data = layout.put_shared(data) if on_device else data
+  fade, key = layout.put_shared(phase.fade), layout.put_runs(key)
   for _ in range(ITERATIONS):
-    state, sums = iterate(state, sums, batch, key)
+    state, sums = program(state, sums, data, fade, key)
   return state, sums
 
 
@@ -45,55 +48,38 @@ def main():
   config = experiments.load_config('vanilla:smoke', [('data.batch_size', '16'), ('train.d_steps', '1'),
                                                       ('train.ema_decay', '0.9')])
   key, init_key = jax.random.split(jax.random.key(0))
-  single = loop.build_run(config)
-  state = single.init_state(init_key)
-  shape = (config.train.d_steps, config.data.batch_size, *single.source.shape)
-  batch = {'image': jax.random.uniform(jax.random.key(1), shape, jnp.float32, -1.0, 1.0)}
+  run = run_lib.build_run(config)
+  state = run.init_state(init_key)
+  shape = (config.train.d_steps, config.data.batch_size, *run.source.shape)
+  batch = {'image': jax.random.uniform(jax.random.key(1), shape, jnp.float32, -1.0, 1.0),
+           'label': jnp.zeros(shape[:2], jnp.int32)}
 
-  iterate = steps_lib.make_iteration(single.train_step, single.source.draw, batch_size=16, d_steps=1,
-                                     on_device=False)
-  sums = steps_lib.zero_metrics(single.train_step, state, batch, key)
-  reference, reference_sums = train(iterate, jax.tree.map(jnp.copy, state), sums, batch, key)
-
-  mesh = parallel.make_mesh(config.data.batch_size)
-  sharded = jax.device_put(batch, jax.sharding.NamedSharding(mesh, parallel.P(None, parallel.AXIS)))
-
-  def data_parallel(run):
-    iterate = parallel.make_iteration(run.train_step, run.source.draw, mesh, batch_size=16, d_steps=1,
-                                      on_device=False)
-    sums = parallel.zero_metrics(run.train_step, state, run.source.shape, 1, 16, key, mesh)
-    return train(iterate, parallel.replicate(jax.tree.map(jnp.copy, state), mesh), sums, sharded,
-                 parallel.replicate(key, mesh))
-
-  dp_state, dp_sums = data_parallel(loop.build_run(config, parallel.AXIS))
+  one_device = program_lib.Layout(1)
+  reference, reference_sums = train(run, one_device, state, batch, key, on_device=False)
+  layout = program_lib.Layout.make(1, [config.data.batch_size])
+  sharded = jax.device_put(batch, jax.sharding.NamedSharding(layout.mesh, program_lib.P(None, program_lib.BATCH)))
+  dp_state, dp_sums = train(run, layout, state, sharded, key, on_device=False)
 
   # The same step with per-device BatchNorm statistics (models without the axis name): must differ.
-  local_bn = loop.build_run(config, parallel.AXIS)
-  g_model, d_model = models.build(config.model, local_bn.source.shape, config.train.dtype, axis_name=None)
-  local_bn.train_step = steps_lib.make_train_step(g_model, d_model, local_bn.g_opt, local_bn.d_opt,
-                                                  losses.get(config.loss),
-                                                  steps_lib.StepOptions.from_config(config, parallel.AXIS))
-  local_bn_state, _ = data_parallel(local_bn)
+  local_bn = run_lib.build_run(config)
+  models = local_bn.models
+  local_bn.models = lambda phase=None, alpha=None, axis_name=None: models(phase, alpha, None)
+  local_bn_state, _ = train(local_bn, layout, state, sharded, key, on_device=False)
 
-  # On-device draws: every device's copy of the state stays the same.
-  run = loop.build_run(config, parallel.AXIS)
-  on_device = parallel.make_iteration(run.train_step, run.source.draw, mesh, batch_size=16, d_steps=1,
-                                      on_device=True)
-  sums = parallel.zero_metrics(run.train_step, state, run.source.shape, 1, 16, key, mesh)
-  drawn_state, _ = on_device(parallel.replicate(jax.tree.map(jnp.copy, state), mesh), sums, parallel.replicate(run.source.arrays, mesh),
-                             parallel.replicate(key, mesh))
+  # On-device draws: one draw for the global batch, so 8 devices train as one does.
+  drawn_reference, _ = train(run, one_device, state, run.train_source.arrays, key, on_device=True)
+  drawn_state, _ = train(run, layout, state, run.train_source.arrays, key, on_device=True)
 
   try:
-    parallel.make_mesh(12)
+    program_lib.Layout.make(1, [12])
     indivisible_error = ''
   except UserError as e:
     indivisible_error = str(e)
 
   print(json.dumps({
-      'param_scale': max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(reference.g.params)),
+      'layout': layout.describe(config.data.batch_size),
       'moved': max_difference(reference.g.params, state.g.params),
       'state': max_difference(reference, dp_state),
-      'params': max_difference((reference.g.params, reference.d.params), (dp_state.g.params, dp_state.d.params)),
       'batch_stats': max_difference((reference.g.batch_stats, reference.d.batch_stats),
                                     (dp_state.g.batch_stats, dp_state.d.batch_stats)),
       'metrics': max_difference(reference_sums, dp_sums),
@@ -102,6 +88,7 @@ def main():
       'step': int(dp_state.step),
       'replica_spread': max_replica_spread(drawn_state),
       'drawn_moved': max_difference(drawn_state.g.params, state.g.params),
+      'drawn_state': max_difference(drawn_reference, drawn_state),
       'indivisible_error': indivisible_error,
   }))
 

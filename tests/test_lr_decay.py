@@ -8,6 +8,7 @@ import pytest
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError
 from gan_jax.train import loop
+from gan_jax.train import run as run_lib
 from gan_jax.train import state as state_lib
 
 
@@ -66,4 +67,4 @@ def test_bad_decay_is_a_user_error(key, value, message):
   c = config_lib.base()
   c.optim[key] = value
   with pytest.raises(UserError, match=message):
-    loop.validate(c)
+    run_lib.validate(c)

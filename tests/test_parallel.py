@@ -8,11 +8,13 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from gan_jax import experiments
 from gan_jax.errors import UserError
 from gan_jax.train import loop
+from gan_jax.train import run as run_lib
 from gan_jax.train import parallel
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -32,15 +34,48 @@ def test_data_parallel_step_equals_single_device_step(data_dir):
                           env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=8', GAN_JAX_DATA=str(data_dir)))
   assert result.returncode == 0, result.stderr[-3000:]
   r = json.loads(result.stdout.strip().splitlines()[-1])
-  assert r['step'] == 2
+  assert r['step'] == 2 and r['layout'].endswith('8 device(s) in 1 process(es), 1 run(s) in one program; '
+                                                 'global batch 16, 2 per device'), r
   assert r['moved'] > 1e-4  # Two Adam steps at lr 2e-4 moved the params.
-  assert r['state'] < 0.02 * r['moved'], r
+  assert r['state'] < 0.005 * r['moved'], r
   assert r['batch_stats'] < 1e-5 and r['metrics'] < 1e-4, r
   # Per-device BatchNorm statistics give a different step: the comparison can tell.
   assert r['local_bn_params'] > 0.25 * r['moved'], r
-  # Draws on the devices: training moves, and every device keeps the same copy of the state.
-  assert r['drawn_moved'] > 1e-4 and r['replica_spread'] == 0.0, r
+  # Draws on the devices: one draw for the global batch, so the 8-device run is the 1-device run;
+  # training moves, and every device keeps the same copy of the state.
+  assert r['drawn_moved'] > 1e-4 and r['drawn_state'] < 0.005 * r['moved'] and r['replica_spread'] == 0.0, r
   assert 'does not split evenly over 8 devices' in r['indivisible_error']
+
+
+def _final_state(config, workdir):
+  from gan_jax.train import from_checkpoint
+  return from_checkpoint.load_latest(config, workdir).state
+
+
+@pytest.mark.slow
+def test_progan_through_a_fade_in_on_8_devices_equals_one_device(tmp_path, data_dir):
+  """progan:smoke (4x4, the 8x8 fade-in, 8x8; batch 16, WGAN-GP, minibatch stddev over groups of 4)
+  launched on 8 CPU devices (2 examples each) ends with the parameters of the same run on 1 device:
+  every draw is one draw for the global batch and minibatch-stddev groups span the devices."""
+  overrides = ['--config.log.wandb=disabled', '--config.train.sample_every=0']
+  result = subprocess.run([sys.executable, str(REPO_ROOT / 'launch.py'), '--exp=progan:smoke',
+                           f'--workdir={tmp_path / "eight"}', *overrides], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600,
+                          env=_env(XLA_FLAGS='--xla_force_host_platform_device_count=8', GAN_JAX_DATA=str(data_dir)))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '8 device(s) in 1 process(es), 1 run(s) in one program; global batch 16, 2 per device' in result.stderr
+  config = experiments.load_config('progan:smoke', [('log.wandb', 'disabled'), ('train.sample_every', '0')])
+  assert loop.train_and_evaluate(config, tmp_path / 'one')['step'] == 12
+  one, eight = _final_state(config, tmp_path / 'one'), _final_state(config, tmp_path / 'eight')
+  init = run_lib.build_run(config).init_state(jax.random.split(jax.random.key(0), 3)[0])
+  moved = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(one.g.params),
+                                                               jax.tree.leaves(init.g.params)))
+  assert moved > 1e-3, moved
+  for a, b in zip(jax.tree.leaves((one.g, one.d, one.ema_params)), jax.tree.leaves((eight.g, eight.d, eight.ema_params))):
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3 * moved)
+  records = [[json.loads(line) for line in (tmp_path / d / 'metrics.jsonl').read_text().splitlines()]
+             for d in ('one', 'eight')]
+  np.testing.assert_allclose([r['d_loss'] for r in records[1]], [r['d_loss'] for r in records[0]], rtol=1e-3)
 
 
 def _free_port() -> int:
@@ -89,7 +124,7 @@ def test_distributed_flags_need_a_coordinator(monkeypatch):
 def test_bfloat16_computes_in_bf16_with_float32_state(data_dir):
   """train.dtype=bfloat16: convolutions in bf16; params, BN stats, optimizer state, metrics stay float32."""
   config = experiments.load_config('vanilla:smoke', [('train.dtype', 'bfloat16'), ('train.d_steps', '1')])
-  run = loop.build_run(config)
+  run = run_lib.build_run(config)
   state = jax.eval_shape(run.init_state, jax.random.key(0))  # Shapes only: nothing is run.
   batch = {'image': jax.ShapeDtypeStruct((1, config.data.batch_size, *run.source.shape), jnp.float32)}
   rng = jax.random.key(1)

@@ -16,7 +16,8 @@ from gan_jax.errors import UserError
 from gan_jax.models import layers
 from gan_jax.models import progan
 from gan_jax.train import loop
-from gan_jax.train import progressive
+from gan_jax.train import run as run_lib
+from gan_jax.train import schedule
 
 Z_DIM = 8
 CHANNELS = 8
@@ -103,14 +104,14 @@ def test_minibatch_stddev_hand_built_batch():
 
 def test_real_images_blend_and_padding():
   images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28, 1)
-  fitted = progressive.fit_images(images, 32)
+  fitted = schedule.fit_images(images, 32)
   assert fitted.shape == (2, 32, 32, 1) and (fitted[:, :2] == 0).all() and (fitted[:, 2:30, 2:30] == images).all()
   x = jax.random.normal(jax.random.key(8), (3, 16, 16, 1))
-  x8 = progressive.real_at(x, 8)
+  x8 = schedule.real_at(x, 8)
   np.testing.assert_allclose(x8[0, 0, 0, 0], x[0, :2, :2, 0].mean(), rtol=1e-6)
-  np.testing.assert_array_equal(progressive.real_at(x, 8, 1.0), x8)
-  np.testing.assert_allclose(progressive.real_at(x, 8, 0.0), progan.upsample(progan.downsample(x8)), rtol=1e-6)
-  view = progressive.view_at(jnp.ones((2, 4, 4, 1)) * 2.0, 28, 32)
+  np.testing.assert_array_equal(schedule.real_at(x, 8, 1.0), x8)
+  np.testing.assert_allclose(schedule.real_at(x, 8, 0.0), progan.upsample(progan.downsample(x8)), rtol=1e-6)
+  view = schedule.view_at(jnp.ones((2, 4, 4, 1)) * 2.0, 28, 32)
   assert view.shape == (2, 28, 28, 1) and float(view.max()) == 1.0
 
 
@@ -123,15 +124,15 @@ def test_schedule_phases_images_and_alpha():
   config = _config(progressive__resolutions='(4, 8, 16)', progressive__stable_images='(32, 64, 16)',
                    progressive__transition_images='(999, 48, 0)', progressive__batch_sizes='(16, 8, 8)',
                    progressive__g_lr='(1e-3,)')
-  phases = progressive.make_schedule(config)
-  assert [(p.name, p.start_step, p.num_steps, p.batch_size, p.start_images) for p in phases] == [
+  phases = schedule.phases(config)
+  assert [(p.name, p.start_step, p.num_steps, p.batch.batch_size, p.start_images) for p in phases] == [
       ('4x4 stable', 0, 2, 16, 0), ('8x8 fade-in', 2, 6, 8, 32), ('8x8 stable', 8, 8, 8, 80),
       ('16x16 stable', 16, 2, 8, 144)]  # No fade into 4x4 (first) or 16x16 (0 images).
   fade = phases[1]
   assert [fade.alpha(s) for s in (2, 5, 8)] == [0.0, 0.5, 1.0] and phases[2].alpha(9) == 1.0
   assert fade.images_seen(5) == 32 + 3 * 8 and all(p.g_lr == 1e-3 for p in phases)
-  assert progressive.phase_at(phases, 7) is fade and progressive.phase_at(phases, 99) is phases[-1]
-  capped = progressive.make_schedule(_config(train__steps=5))
+  assert schedule.phase_at(phases, 7) is fade and schedule.phase_at(phases, 99) is phases[-1]
+  capped = schedule.phases(_config(train__steps=5))
   assert capped[-1].end_step == 5 and capped[-1].fading
 
 
@@ -144,18 +145,18 @@ def test_schedule_phases_images_and_alpha():
 ])
 def test_schedule_errors(overrides, message):
   with pytest.raises(UserError, match=re.escape(message)):
-    progressive.make_schedule(_config(**overrides))
+    schedule.phases(_config(**overrides))
 
 
-def _lowerings(events, name='jit(progressive_iteration)'):
+def _lowerings(events, name='jit(train_iteration)'):
   return sum(1 for event, fun_name in events if event == '/jax/core/compile/jaxpr_to_mlir_module_duration'
              and fun_name == name)
 
 
 def _state_at(workdir, config, step):
-  growth = progressive.Growth(config)
-  init_key = jax.random.split(jax.random.key(config.train.seed), 3)[0]  # As the driver initialises.
-  template = growth.init_state(init_key)
+  run = run_lib.build_run(config)
+  init_key = jax.random.split(jax.random.key(config.train.seed), 3)[0]  # As the loop initialises.
+  template = run.init_state(init_key)
   checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', keep=100)
   restored = checkpoints._manager.restore(step, args=checkpoint_lib.ocp.args.StandardRestore(
       jax.tree.map(checkpoint_lib.ocp.utils.to_shape_dtype_struct, template)))

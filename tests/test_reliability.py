@@ -16,6 +16,7 @@ import pytest
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
 from gan_jax.train import from_checkpoint
+from gan_jax.train import lanes
 from gan_jax.train import loop
 from tests.conftest import REPO_ROOT
 
@@ -193,7 +194,7 @@ def test_full_disk_loses_samples_and_logs_but_not_the_run(tmp_path, full_disk, c
   workdir = tmp_path / 'run'
   config = experiments.load_config('vanilla:smoke', [('log.wandb', 'disabled'), ('train.sample_every', '1'),
                                                      ('train.log_every', '1')])
-  loop.prepare_workdir(config, workdir)
+  lanes.prepare_workdir(config, workdir)
   shutil.rmtree(workdir / 'samples')
   (workdir / 'samples').symlink_to(full_disk)  # Sample grids and the metrics log go to the full disk.
   (workdir / 'metrics.jsonl').symlink_to(full_disk / 'metrics.jsonl')

@@ -91,18 +91,21 @@ def test_each_update_touches_only_its_player(d_steps):
 
 
 def test_iteration_sums_metrics_and_replays_randomness(data_dir):
-  from gan_jax import data as data_lib
-  _, _, state, step, _ = _setup()
-  source = data_lib.make_source(config_lib.base().data)
-  iterate = steps.make_iteration(step, source.draw, batch_size=6, d_steps=1, on_device=True)
-  arrays = jax.device_put(source.arrays)
+  from gan_jax.train import program as program_lib
+  from gan_jax.train import run as run_lib
+  c = config_lib.base()
+  c.model.g_channels = c.model.d_channels = 4
+  c.data.batch_size = 6
+  run = run_lib.build_run(c)
+  phase = run.phases[0]
+  iterate = program_lib.Program(run, phase, program_lib.Layout(1), on_device=True)
+  state = run.init_state(jax.random.key(0))
+  arrays = jax.device_put(run.train_source.arrays)
   key = jax.random.key(9)
-  batch = {'image': jnp.zeros((1, 6, *SHAPE))}
-  sums = steps.zero_metrics(step, state, batch, key)
-  s1, m1 = iterate(jax.tree.map(jnp.copy, state), jax.tree.map(jnp.copy, sums), arrays, key)
-  s2, m2 = iterate(jax.tree.map(jnp.copy, state), jax.tree.map(jnp.copy, sums), arrays, key)
+  s1, m1 = iterate(jax.tree.map(jnp.copy, state), iterate.zero_sums(), arrays, phase.fade, key)
+  s2, m2 = iterate(jax.tree.map(jnp.copy, state), iterate.zero_sums(), arrays, phase.fade, key)
   jax.tree.map(lambda x, y: np.testing.assert_array_equal(x, y), (s1, m1), (s2, m2))
   first = float(m1['d_loss'])
-  s3, m3 = iterate(s1, m1, arrays, key)  # Donates s1 and m1.
+  s3, m3 = iterate(s1, m1, arrays, phase.fade, key)  # Donates s1 and m1.
   assert int(s3.step) == 2
   assert float(m3['d_loss']) > first > 0  # A running sum of two positive losses.

@@ -11,6 +11,7 @@ from gan_jax import experiments
 from gan_jax.errors import UserError
 from gan_jax.train import from_checkpoint
 from gan_jax.train import loop
+from gan_jax.train import run as run_lib
 from tests import wandb_records
 
 
@@ -45,7 +46,7 @@ def test_smoke_run_writes_every_output(tmp_path, data_dir):
 def test_ring_samples_move_toward_the_modes(tmp_path):
   config = _config('vanilla:ring', train__steps=2000, train__log_every=500, train__sample_every=0,
                    train__checkpoint_every=0, data__batch_size=256)
-  run = loop.build_run(config)
+  run = run_lib.build_run(config)
   centers = run.source.mixture.centers
   z = jax.random.normal(jax.random.key(7), (2000, config.model.z_dim))
 

@@ -31,6 +31,7 @@ from gan_jax import losses
 from gan_jax import sweep
 from gan_jax.errors import UserError
 from gan_jax.train import loop
+from gan_jax.train import run as run_lib
 from gan_jax.train import state as state_lib
 from gan_jax.train import steps
 
@@ -104,12 +105,13 @@ def test_rolled_and_unrolled_loops_agree():
 def test_zero_unroll_steps_is_the_ordinary_step_bit_for_bit():
   """k = 0 with every other unroll option set compiles to the ordinary step (an MLP game, Adam)."""
   config = experiments.load_config('unrolled:ring,smoke', [('log.wandb', 'disabled')])
-  run = loop.build_run(config)
+  run = run_lib.build_run(config)
   state = run.init_state(jax.random.key(0))
   batch = {'image': jax.random.normal(jax.random.key(1), (1, 16, 2))}
-  ordinary = steps.make_train_step(run.g_model, run.d_model, run.g_opt, run.d_opt, losses.get(config.loss),
+  g_model, d_model = run.models()
+  ordinary = steps.make_train_step(g_model, d_model, run.g_opt, run.d_opt, losses.get(config.loss),
                                    steps.StepOptions(z_dim=config.model.z_dim))
-  zero = steps.make_train_step(run.g_model, run.d_model, run.g_opt, run.d_opt, losses.get(config.loss),
+  zero = steps.make_train_step(g_model, d_model, run.g_opt, run.d_opt, losses.get(config.loss),
                                steps.StepOptions(z_dim=config.model.z_dim, unroll_steps=0, unroll_stop_gradient=True,
                                                  unroll_rolled=False))
   expected = jax.jit(ordinary)(state, batch, jax.random.key(2))
@@ -122,7 +124,7 @@ def test_unrolled_adam_stays_finite_with_dead_units():
   """A D unit whose gradient has always been 0 leaves Adam's nu at 0, where d sqrt(nu) is infinite:
   the unrolled G gradient must stay finite (state.ADAM_EPS_ROOT)."""
   config = experiments.load_config('unrolled:ring,smoke', [('log.wandb', 'disabled')])
-  run = loop.build_run(config)
+  run = run_lib.build_run(config)
   state = run.init_state(jax.random.key(0))
   d_params = state.d.params
   dead = {**d_params, 'Dense_0': {**d_params['Dense_0'],
@@ -130,7 +132,7 @@ def test_unrolled_adam_stays_finite_with_dead_units():
   state = state.replace(d=state.d.replace(params=dead))
   batch = {'image': jax.random.normal(jax.random.key(1), (1, 16, 2))}
   step = jax.jit(run.train_step)
-  ordinary = jax.jit(steps.make_train_step(run.g_model, run.d_model, run.g_opt, run.d_opt, losses.get(config.loss),
+  ordinary = jax.jit(steps.make_train_step(*run.models(), run.g_opt, run.d_opt, losses.get(config.loss),
                                            steps.StepOptions(z_dim=config.model.z_dim)))
   for i in range(3):
     new, metrics = step(state, batch, jax.random.key(i))

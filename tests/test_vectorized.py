@@ -17,7 +17,8 @@ from gan_jax import report
 from gan_jax.errors import UserError
 from gan_jax.train import from_checkpoint
 from gan_jax.train import loop
-from gan_jax.train import vectorized
+from gan_jax.train import program as program_lib
+from gan_jax.train import run as run_lib
 from tests import wandb_records
 from tests.conftest import REPO_ROOT
 
@@ -37,14 +38,12 @@ def test_runs_differing_in_seeds_adam_and_penalty_weights_share_a_program():
       _config(train__d_steps=2),                                             # 3: another program
       _config(train__steps=40),                                              # 4: another host loop
   ]
-  assert vectorized.group_by_program(configs) == [[0, 1], [2], [3, 4], [5], [6]]
+  assert program_lib.group_by_program(configs) == [[0, 1], [2], [3, 4], [5], [6]]
 
 
 def test_runs_that_do_not_share_a_program_are_refused(tmp_path):
   with pytest.raises(UserError, match='differ only in train.seed'):
-    vectorized.train_members([_config(), _config(loss='hinge')], [tmp_path / 'a', tmp_path / 'b'])
-  with pytest.raises(UserError, match='progressive .* not vectorized; use --runner=sequential'):
-    vectorized.train_members([_config('progan:smoke')] * 2, [tmp_path / 'a', tmp_path / 'b'])
+    loop.train([_config(), _config(loss='hinge')], [tmp_path / 'a', tmp_path / 'b'])
   assert not (tmp_path / 'a').exists()
 
 
@@ -85,7 +84,7 @@ def test_vectorized_runs_match_the_same_runs_made_one_by_one(tmp_path):
              _config(train__seed=1, optim__g__lr=3e-4, optim__d__lr=2e-3, log__wandb='offline', **evaluated)]
   vectorized_dirs = [tmp_path / f'vec{i}' for i in range(2)]
   done = []
-  results = vectorized.train_members(configs, vectorized_dirs, on_done=lambda *args: done.append(args))
+  results = loop.train(configs, vectorized_dirs, on_done=lambda *args: done.append(args))
   assert done == [(0, 'finished', ''), (1, 'finished', '')]
   assert [(r['status'], r['step']) for r in results] == [('finished', 20)] * 2
   for workdir in vectorized_dirs:
@@ -117,7 +116,7 @@ def test_vectorized_dcgan_with_batchnorm_matches_a_run_made_alone(tmp_path, data
   rate) also made alone."""
   configs = [_config('vanilla:smoke', train__seed=seed, train__steps=10, train__sample_every=0, optim__d__lr=lr,
                      data__on_device=False) for seed, lr in ((0, 2e-4), (1, 1e-3))]
-  vectorized.train_members(configs, [tmp_path / 'vec0', tmp_path / 'vec1'])
+  loop.train(configs, [tmp_path / 'vec0', tmp_path / 'vec1'])
   loop.train_and_evaluate(configs[1], tmp_path / 'alone')
   alone, vec = _records(tmp_path / 'alone'), _records(tmp_path / 'vec1')
   assert [r['step'] for r in vec] == [r['step'] for r in alone] == [5, 10]
@@ -240,25 +239,23 @@ def test_chunked_runs_equal_one_vmap(on_device):
   """CPU MLP groups are computed a chunk of runs at a time (lax.map over vmapped chunks, the last one
   smaller): the same states and metric sums as one vmap over all runs."""
   config = _config()
-  run = loop.build_run(config)
+  run = run_lib.build_run(config)
+  phase = run.phases[0]
   t, batch_size = config.train, config.data.batch_size
-  iteration = vectorized.steps_lib.iteration_fn(run.train_step, run.source.draw, batch_size=batch_size,
-                                                d_steps=t.d_steps, on_device=on_device)
+  iteration = program_lib.iteration_fn(run, phase, on_device)
   runs = 7
   keys = jax.random.split(jax.random.key(0), runs)
   state = jax.vmap(run.init_state)(keys)
-  example = vectorized.steps_lib.example_batch(t.d_steps, batch_size, run.source.shape)
-  sums = vectorized.steps_lib.zero_metrics(run.train_step, vectorized._lane(state, 0), example, keys[0])
-  sums = jax.tree.map(lambda z: np.zeros((runs, *z.shape), z.dtype), sums)
+  sums = program_lib.Program(run, phase, program_lib.Layout(runs), on_device).zero_sums()
   if on_device:
     data = jax.device_put(run.source.arrays)
   else:
     rng = np.random.default_rng(0)  # Each run's own host batches (the 2D sets live on the device; any points do).
     data = {'image': rng.normal(size=(runs, t.d_steps, batch_size, 2)).astype(np.float32),
             'label': np.zeros((runs, t.d_steps, batch_size), np.int32)}
-  assert vectorized._chunk_size(config, 64) == vectorized.CPU_MLP_CHUNK  # This suite runs on CPU.
-  expected = jax.jit(vectorized._over_runs(iteration, on_device, None))(state, sums, data, keys)
-  got = jax.jit(vectorized._over_runs(iteration, on_device, 3))(state, sums, data, keys)
+  data_axis = None if on_device else 0
+  expected = jax.jit(program_lib.over_runs(iteration, data_axis, None))(state, sums, data, phase.fade, keys)
+  got = jax.jit(program_lib.over_runs(iteration, data_axis, 3))(state, sums, data, phase.fade, keys)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, expected)
   d_params = jax.tree.leaves(expected[0].d.params)[0]
   assert not np.allclose(d_params[0], d_params[1])  # The runs differ, so a mixed-up chunk would show.
@@ -274,7 +271,7 @@ def test_a_member_that_diverges_restarts_alone_and_collapse_is_detected_per_memb
              _config(train__seed=1, optim__g__lr=1e30, optim__d__lr=1e30, **restarting)]
   workdirs = [tmp_path / 'healthy', tmp_path / 'absurd']
   done = []
-  results = vectorized.train_members(configs, workdirs, on_done=lambda *args: done.append(args))
+  results = loop.train(configs, workdirs, on_done=lambda *args: done.append(args))
   assert sorted(done) == [(0, 'finished', ''), (1, 'finished', '')]
   assert [(r['status'], r['step']) for r in results] == [('finished', 20)] * 2
   assert json.loads((workdirs[0] / 'status.json').read_text()) == {'status': 'finished', 'step': 20, 'message': ''}
@@ -287,7 +284,7 @@ def test_a_member_that_diverges_restarts_alone_and_collapse_is_detected_per_memb
   # Any d_loss is below 1e9: both runs collapse at the third log (step 15), after the checkpoint at 10.
   collapsing = [_config(train__seed=s, train__collapse_patience=3, train__collapse_d_loss=1e9) for s in (0, 1)]
   done.clear()
-  results = vectorized.train_members(collapsing, [tmp_path / 'c0', tmp_path / 'c1'],
+  results = loop.train(collapsing, [tmp_path / 'c0', tmp_path / 'c1'],
                                      on_done=lambda *args: done.append(args))
   assert [r['status'] for r in results] == ['diverged'] * 2 and [d[1] for d in done] == ['failed'] * 2
   for workdir in (tmp_path / 'c0', tmp_path / 'c1'):

@@ -16,7 +16,8 @@ from gan_jax import sweep
 from gan_jax.errors import UserError
 from gan_jax.metrics import modes
 from gan_jax.train import loop
-from gan_jax.train import steps as steps_lib
+from gan_jax.train import run as run_lib
+from gan_jax.train import program as program_lib
 
 
 def _config(exp, **overrides):
@@ -31,7 +32,7 @@ def test_options_and_sweep():
   clip = _config('wgan_gp:fashion_mnist,clip')
   assert (clip.data.name, clip.penalty.gp, clip.penalty.clip, clip.optim.d.lr) == ('fashion_mnist', 0.0, 0.01, 5e-5)
   assert _config('wgan_gp:ring,clip').model.d_norm == 'none'  # The MLP critic has no BatchNorm.
-  loop.validate(clip)
+  run_lib.validate(clip)
   with pytest.raises(UserError, match='unknown option'):
     _config('wgan_gp:nope')
   module = experiments.load_module('wgan_gp')
@@ -99,17 +100,16 @@ RING_ITERATIONS = 900
 
 def _ring_modes(config) -> list[dict]:
   """mixture_modes of 2,500 samples of each seed's G after RING_ITERATIONS iterations."""
-  run = loop.build_run(config)
-  iterate = steps_lib.make_iteration(run.train_step, run.source.draw, batch_size=config.data.batch_size,
-                                     d_steps=config.train.d_steps, on_device=True)
+  run = run_lib.build_run(config)
+  phase = run.phases[0]
+  iterate = program_lib.Program(run, phase, program_lib.Layout(1), on_device=True)
   found = []
   for seed in RING_SEEDS:
     init_key, sample_key, train_key = jax.random.split(jax.random.key(seed), 3)
     state = run.init_state(init_key)
-    sums = steps_lib.zero_metrics(run.train_step, state, {'image': jnp.zeros(
-        (config.train.d_steps, config.data.batch_size, 2))}, train_key)
+    sums = iterate.zero_sums()
     for _ in range(RING_ITERATIONS):
-      state, sums = iterate(state, sums, {}, train_key)
+      state, sums = iterate(state, sums, {}, phase.fade, train_key)
     samples = np.asarray(run.generate(state, jax.random.normal(sample_key, (2500, config.model.z_dim))))
     found.append(modes.mixture_modes(samples, run.source.mixture))
   return found

@@ -72,4 +72,6 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
                       "model.d_cond=''")
     return (mlp.Generator(example_shape[0], model_config.hidden, model_config.layers, dtype),
             mlp.Discriminator(model_config.hidden, model_config.layers, model_config.d_norm, dtype))
+  if name == 'progan':
+    raise UserError('model progan grows through a schedule (config.progressive): start from --exp=progan')
   raise UserError(f'unknown model {name!r}; choose one of {", ".join(MODELS)} (--config.model.name=NAME)')

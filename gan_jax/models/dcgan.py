@@ -88,8 +88,8 @@ class Discriminator(nn.Module):
     iteration state in 'batch_stats'), or 'none' (WGAN-GP critics).
   minibatch: '' or a cross-example layer before the output: 'stddev' (one extra channel,
     Karras et al. 2018) or 'discrimination' (Salimans et al. 2016).
-  axis_name: as in Generator, for norm='batch'. The minibatch layers see only the examples of
-    their own device.
+  axis_name: as in Generator, for norm='batch' and the minibatch-stddev layer (whose groups are
+    the global batch's); the minibatch-discrimination layer sees only its own device's examples.
   cond: '' (unconditional), 'concat', 'projection' or 'acgan' (gan_jax.models.conditioning).
   With `features=True` the call returns (logits, the flattened features the output layer reads);
   with `classes=True` (cond='acgan'), (logits, class logits [B, num_classes] float32).
@@ -119,7 +119,7 @@ class Discriminator(nn.Module):
         x = nn.LayerNorm(dtype=self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
     if self.minibatch == 'stddev':
-      x = layers.MinibatchStdDev()(x)
+      x = layers.MinibatchStdDev(axis_name=self.axis_name)(x)
     x = x.reshape(x.shape[0], -1)
     if self.minibatch == 'discrimination':
       x = layers.MinibatchDiscrimination()(x)

@@ -56,21 +56,28 @@ class MinibatchStdDev(nn.Module):
   Attributes:
     group_size: examples per group; 0 means the whole batch. Capped at the batch size,
       which must then be divisible by it.
+    axis_name: inside a data-parallel mapping, the groups are those of the global batch (the
+      devices' parts gathered in device order), so N devices compute what one device does.
   """
   group_size: int = 4
+  axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     """[B, ..., C] -> [B, ..., C + 1], same dtype."""
-    batch = x.shape[0]
+    local = x.shape[0]
+    whole = x if self.axis_name is None else jax.lax.all_gather(x, self.axis_name, tiled=True)
+    batch = whole.shape[0]
     group = batch if self.group_size == 0 else min(self.group_size, batch)
     if batch % group:
       raise UserError(f'batch size {batch} is not divisible by the minibatch-stddev group size '
                       f'{group}; use a batch size that is a multiple of it or change the group size')
-    y = x.reshape((group, batch // group) + x.shape[1:])
+    y = whole.reshape((group, batch // group) + whole.shape[1:])
     std = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # [B / G, ...]
-    stat = jnp.mean(std.reshape(std.shape[0], -1), axis=-1)  # [B / G]
-    stat = jnp.tile(stat, group).reshape((batch,) + (1,) * (x.ndim - 1))
+    stat = jnp.tile(jnp.mean(std.reshape(std.shape[0], -1), axis=-1), group)  # [B]
+    if self.axis_name is not None:
+      stat = jax.lax.dynamic_slice_in_dim(stat, jax.lax.axis_index(self.axis_name) * local, local)
+    stat = stat.reshape((local,) + (1,) * (x.ndim - 1))
     return jnp.concatenate([x, jnp.broadcast_to(stat, x.shape[:-1] + (1,)).astype(x.dtype)], axis=-1)
 
 

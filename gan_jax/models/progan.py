@@ -63,7 +63,7 @@ def _lrelu(x: jax.Array) -> jax.Array:
   return nn.leaky_relu(x, LEAK)
 
 
-def _blend(low: jax.Array, high: jax.Array, alpha) -> jax.Array:
+def blend(low: jax.Array, high: jax.Array, alpha) -> jax.Array:
   """(1 - alpha) * low + alpha * high: exactly `low` at alpha = 0 and `high` at alpha = 1."""
   alpha = jnp.asarray(alpha, high.dtype)
   return (1.0 - alpha) * low + alpha * high
@@ -111,7 +111,7 @@ class Generator(nn.Module):
         x = layers.pixel_norm(_lrelu(self._conv(channels_at(r, self.max_channels), 3, f'conv_{r}_{part}')(x)))
     out = to_rgb(x, last)
     if self.alpha is not None and last > 0 and not initializing:
-      out = _blend(upsample(to_rgb(previous, last - 1)), out, self.alpha)
+      out = blend(upsample(to_rgb(previous, last - 1)), out, self.alpha)
     return out.astype(jnp.float32)
 
 
@@ -119,7 +119,8 @@ class Discriminator(nn.Module):
   """images [B, r, r, C] at the stage's resolution r = 4 * 2**stage -> critic values [B] (float32).
 
   Attributes: as Generator's; `mbstd_group` is the minibatch-stddev group size (the batch must be
-  a multiple of it, or smaller; 0 leaves the layer out).
+  a multiple of it, or smaller; 0 leaves the layer out); `axis_name` the data-parallel axis its
+  groups span (layers.MinibatchStdDev).
   """
   final_resolution: int
   max_channels: int = 128
@@ -127,6 +128,7 @@ class Discriminator(nn.Module):
   alpha: Any = None
   mbstd_group: int = MINIBATCH_GROUP
   dtype: Any = jnp.float32
+  axis_name: str | None = None
 
   def _conv(self, features: int, kernel: int, name: str) -> layers.EqualizedConv:
     return layers.EqualizedConv(features, kernel, dtype=self.dtype, name=name)
@@ -148,10 +150,10 @@ class Discriminator(nn.Module):
       h = _lrelu(self._conv(channels_at(r // 2, self.max_channels), 3, f'conv_{r}_b')(h))
       h = downsample(h)
       if s == last and self.alpha is not None and not initializing:
-        h = _blend(from_rgb(downsample(x), s - 1), h, self.alpha)
+        h = blend(from_rgb(downsample(x), s - 1), h, self.alpha)
     c = channels_at(4, self.max_channels)
     if self.mbstd_group:
-      h = layers.MinibatchStdDev(self.mbstd_group)(h)
+      h = layers.MinibatchStdDev(self.mbstd_group, self.axis_name)(h)
     h = _lrelu(self._conv(c, 3, 'conv_4')(h))
     h = _lrelu(layers.EqualizedDense(c, dtype=self.dtype, name='dense_4')(h.reshape(h.shape[0], -1)))
     out = layers.EqualizedDense(1, gain=1.0, dtype=self.dtype, name='out')(h)
@@ -159,13 +161,11 @@ class Discriminator(nn.Module):
 
 
 def build(model_config, final_resolution: int, channels: int, stage: int, alpha=None,
-          dtype=jnp.float32) -> tuple[Generator, Discriminator]:
+          dtype=jnp.float32, axis_name: str | None = None) -> tuple[Generator, Discriminator]:
   """The (G, D) pair of one stage; any stage's modules share the same full param trees."""
-  if model_config.name != 'progan':
-    raise UserError(f"the progressive driver needs --config.model.name=progan (got {model_config.name!r})")
   if model_config.d_minibatch not in ('stddev', ''):
     raise UserError(f"ProGAN's D uses minibatch stddev or nothing; set --config.model.d_minibatch=stddev "
                     f"(got {model_config.d_minibatch!r})")
   group = MINIBATCH_GROUP if model_config.d_minibatch == 'stddev' else 0
   return (Generator(final_resolution, channels, model_config.g_channels, stage, alpha, dtype),
-          Discriminator(final_resolution, model_config.d_channels, stage, alpha, group, dtype))
+          Discriminator(final_resolution, model_config.d_channels, stage, alpha, group, dtype, axis_name))

@@ -24,7 +24,8 @@ from gan_jax.errors import UserError
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditioning
 from gan_jax.train import loop
-from gan_jax.train import progressive
+from gan_jax.train import run as run_lib
+from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
 
 SAMPLE_KEY_SALT = 0x53414D  # Samples come from fold_in(key(seed), salt), apart from training and eval.
@@ -86,19 +87,13 @@ def load_latest(config, workdir: pathlib.Path) -> Trained:
   if diffs:
     raise UserError(f'the config differs from the one saved in {workdir} in keys that change shapes '
                     f'({"; ".join(diffs)}); use the saved values')
-  if 'progressive' in config:
-    growth = progressive.Growth(config)
-    state = _restore(workdir, growth.init_state(jax.random.key(0)))
-    step = int(state.step)
-    phase = progressive.phase_at(growth.phases, step)
-    generate_at, alpha = growth.make_generate(phase.resolution), progressive.ramp(step, phase.fade)
-    return Trained(state, step, growth.source, False, lambda z, labels: generate_at(state, z, alpha),
-                   progressive.progress_at(growth.phases, step))
-  run = loop.build_run(config)
+  run = run_lib.build_run(config)
   state = _restore(workdir, run.init_state(jax.random.key(0)))
-  generate = jax.jit(run.generate)
-  return Trained(state, int(state.step), run.source, run.conditional, lambda z, labels: generate(state, z, labels),
-                 {})
+  step = int(state.step)
+  phase = schedule_lib.phase_at(run.phases, step)
+  sampler, alpha = run.sampler(phase), phase.alpha(step)
+  return Trained(state, step, run.source, run.conditional, lambda z, labels: sampler(state, z, labels, alpha),
+                 schedule_lib.progress_at(run.phases, step))
 
 
 def evaluate(config, workdir: pathlib.Path) -> dict[str, float]:

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax.train.schedule import BatchSpec
+
 PyTree = Any
 
 
@@ -102,9 +104,23 @@ def make_optimizer(optim_config, player: str, total_updates: int) -> optax.Gradi
 
 
 def make_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-  """(G's, D's) optimizers for a run: G makes train.steps updates, D train.steps * train.d_steps."""
-  t = config.train
-  return (make_optimizer(config.optim, 'g', t.steps), make_optimizer(config.optim, 'd', t.steps * t.d_steps))
+  """(G's, D's) optimizers for a run: G makes train.steps updates, D train.steps * d_steps."""
+  steps, d_steps = config.train.steps, BatchSpec.from_config(config).d_steps
+  return make_optimizer(config.optim, 'g', steps), make_optimizer(config.optim, 'd', steps * d_steps)
+
+
+def _with_hyperparams(player: Player, **values) -> Player:
+  hyperparams = dict(player.opt_state.hyperparams)
+  for name, value in values.items():
+    hyperparams[name] = jnp.asarray(value, hyperparams[name].dtype)
+  return player.replace(opt_state=player.opt_state._replace(hyperparams=hyperparams))
+
+
+def with_learning_rates(state: GANState, g_lr, d_lr) -> GANState:
+  """`state` with each player's Adam learning rate set: scalars, or [runs] arrays for a state
+  stacked over runs (a phase of a schedule changes only these)."""
+  return state.replace(g=_with_hyperparams(state.g, learning_rate=g_lr),
+                       d=_with_hyperparams(state.d, learning_rate=d_lr))
 
 
 def with_hyperparams(state: GANState, config) -> GANState:
@@ -113,15 +129,10 @@ def with_hyperparams(state: GANState, config) -> GANState:
   The values live in the state (see make_optimizer), so a restored checkpoint carries the
   values it was saved with; a resumed run must take the config's values instead.
   """
-  optim_config = config.optim
+  def player_with(player: Player, o) -> Player:
+    return _with_hyperparams(player, learning_rate=o.lr, b1=o.b1, b2=o.b2)
 
-  def player_with(player: Player, player_config) -> Player:
-    hyperparams = dict(player.opt_state.hyperparams)
-    for name, value in (('learning_rate', player_config.lr), ('b1', player_config.b1), ('b2', player_config.b2)):
-      hyperparams[name] = jnp.asarray(value, hyperparams[name].dtype)
-    return player.replace(opt_state=player.opt_state._replace(hyperparams=hyperparams))
-
-  return state.replace(g=player_with(state.g, optim_config.g), d=player_with(state.d, optim_config.d),
+  return state.replace(g=player_with(state.g, config.optim.g), d=player_with(state.d, config.optim.d),
                        loss_weights=loss_weights(config.penalty))
 
 

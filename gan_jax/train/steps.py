@@ -1,4 +1,4 @@
-"""The pure train step, and the jitted iteration that feeds it.
+"""The pure train step: `make_train_step(...)` -> `train_step(state, batch, rng) -> (state, metrics)`.
 
 `make_train_step(...)` returns `train_step(state, batch, rng) -> (state, metrics)`:
   batch['image']: float32 [d_steps, B, *example_shape], one real batch per D update;
@@ -22,11 +22,10 @@ logits on real and (with `acgan_d_fake`) fake examples to D's loss, and on fake 
 (Odena et al. 2017).
 
 With `axis_name` set, the step runs on one device's part of the batch inside a mapping of that
-axis (gan_jax.train.parallel): gradients, BatchNorm statistics and metrics are averaged over it.
-Latents and fake labels are then the device's slice of one draw for the global batch, so a
-data-parallel step generates the same fakes as a single-device step given the same key; other
-per-example randomness (penalty interpolates, instance noise) uses `fold_in(rng, axis_index)` when
-the axis has more than one device.
+axis (gan_jax.train.program): gradients, BatchNorm statistics and metrics are averaged over it.
+Every per-example draw (latents, fake labels, penalty interpolates, instance noise) is the
+device's slice of one draw for the global batch (gan_jax.draws), so a data-parallel step computes
+what a single-device step computes from the same key.
 """
 import dataclasses
 from typing import Any, Callable
@@ -36,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import draws
 from gan_jax import losses as losses_lib
 from gan_jax import penalties
 from gan_jax.losses import Loss
@@ -59,21 +59,9 @@ def _mean_over(tree, axis_name):
   return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
-def per_device(rng: jax.Array, axis_name: str | None) -> jax.Array:
-  """`rng` made distinct per device of `axis_name` (fold_in of the axis index). Unchanged without
-  an axis or on an axis of one device, so a one-device run draws exactly what an unmapped (or
-  vmapped) step draws."""
-  if axis_name is None or jax.lax.axis_size(axis_name) == 1:
-    return rng
-  return jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-
-
 def draw_latents(rng: jax.Array, n: int, z_dim: int, axis_name: str | None) -> jax.Array:
   """z ~ N(0, I), float32 [n, z_dim]; under `axis_name`, this device's n rows of one draw for all devices."""
-  if axis_name is None:
-    return jax.random.normal(rng, (n, z_dim), jnp.float32)
-  z = jax.random.normal(rng, (jax.lax.axis_size(axis_name) * n, z_dim), jnp.float32)
-  return jax.lax.dynamic_slice_in_dim(z, jax.lax.axis_index(axis_name) * n, n)
+  return draws.rows(lambda k, shape: jax.random.normal(k, shape, jnp.float32), rng, (n, z_dim), axis_name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +143,8 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
   def draw_labels(rng, n):
     """Uniform class labels int32 [n] for generated examples (zeros when unconditional); under
     `axis_name`, this device's n of one draw for all devices (as draw_latents)."""
-    rng = jax.random.fold_in(rng, 1)
-    if o.axis_name is None:
-      return jax.random.randint(rng, (n,), 0, max(o.num_classes, 1), jnp.int32)
-    labels = jax.random.randint(rng, (jax.lax.axis_size(o.axis_name) * n,), 0, max(o.num_classes, 1), jnp.int32)
-    return jax.lax.dynamic_slice_in_dim(labels, jax.lax.axis_index(o.axis_name) * n, n)
+    return draws.rows(lambda k, shape: jax.random.randint(k, shape, 0, max(o.num_classes, 1), jnp.int32),
+                      jax.random.fold_in(rng, 1), (n,), o.axis_name)
 
   def d_apply(params, stats, x, train, **kwargs):
     return apply_model(d_model, params, stats, x, train, **kwargs)
@@ -177,7 +162,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     std = weights['instance_noise']
     if o.instance_noise_steps:
       std = penalties.instance_noise_std(step, std, o.instance_noise_steps)
-    return penalties.instance_noise(x, rng, std.astype(x.dtype))
+    return penalties.instance_noise(x, rng, std.astype(x.dtype), o.axis_name)
 
   def penalty_terms(params, stats, real, real_labels, fake, fake_labels, d_real, rng) -> dict[str, jax.Array]:
     """Raw (unweighted) values of the enabled loss-term penalties.
@@ -189,13 +174,14 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     gp_rng, dragan_rng = jax.random.split(rng)
     terms = {}
     if 'gp' in o.penalties:
-      terms['gp'] = penalties.gradient_penalty(critic, real, fake, gp_rng, one_sided=o.gp_one_sided)
+      terms['gp'] = penalties.gradient_penalty(critic, real, fake, gp_rng, one_sided=o.gp_one_sided,
+                                              axis_name=o.axis_name)
     if 'r1' in o.penalties:
       terms['r1'] = penalties.r1_penalty(critic, real)
     if 'r2' in o.penalties:
       terms['r2'] = penalties.r2_penalty(fake_critic, fake)
     if 'dragan' in o.penalties:
-      terms['dragan'] = penalties.dragan_penalty(critic, real, dragan_rng)
+      terms['dragan'] = penalties.dragan_penalty(critic, real, dragan_rng, axis_name=o.axis_name)
     if 'd_weight_decay' in o.penalties:
       terms['d_weight_decay'] = penalties.weight_penalty(params)
     if 'drift' in o.penalties:
@@ -235,11 +221,10 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     fake = jax.lax.stop_gradient(
         apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True, **cond(labels))[0])
     grads, (stats, metrics) = jax.grad(d_loss_fn, has_aux=True)(
-        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, real_labels, fake, labels,
-        per_device(loss_rng, o.axis_name))
+        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, real_labels, fake, labels, loss_rng)
     grads, stats = _mean_over((grads, stats), o.axis_name)
     params, stats, opt_state = d_opt_step(state.d.params, stats, state.d.opt_state, grads)
-    metrics['d_grad_norm'] = optax.global_norm(grads)
+    metrics['d_grad_norm'] = optax.tree.norm(grads)
     return state.replace(d=Player(params, stats, opt_state)), metrics
 
   def unrolled_d(state: GANState, real: jax.Array, real_labels: jax.Array, fake: jax.Array, labels: jax.Array,
@@ -288,14 +273,14 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
     labels = draw_labels(rng, real.shape[0])
     (_, (stats, metrics)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        state.g.params, state, real, real_labels, z, labels, per_device(loss_rng, o.axis_name))
+        state.g.params, state, real, real_labels, z, labels, loss_rng)
     grads, stats = _mean_over((grads, stats), o.axis_name)
     updates, opt_state = g_opt.update(grads, state.g.opt_state, state.g.params)
     g = Player(params=optax.apply_updates(state.g.params, updates), batch_stats=stats, opt_state=opt_state)
     ema_params = state.ema_params
     if o.ema_decay:
       ema_params = jax.tree.map(lambda e, p: o.ema_decay * e + (1.0 - o.ema_decay) * p, ema_params, g.params)
-    metrics['g_grad_norm'] = optax.global_norm(grads)
+    metrics['g_grad_norm'] = optax.tree.norm(grads)
     return state.replace(g=g, ema_params=ema_params), metrics
 
   def train_step(state: GANState, batch: dict[str, jax.Array], rng: jax.Array) -> tuple[GANState, Metrics]:
@@ -315,58 +300,3 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     return state.replace(step=state.step + 1), _mean_over(metrics, o.axis_name)
 
   return train_step
-
-
-def iteration_fn(train_step: Callable, draw: Callable[[Any, jax.Array, int], dict], *, batch_size: int,
-                 d_steps: int, on_device: bool, axis_name: str | None = None) -> Callable:
-  """One training iteration plus the running sum of its metrics, not yet jitted (see make_iteration).
-
-  With `axis_name` (inside a data-parallel mapping, gan_jax.train.parallel) `batch_size` is the
-  device's part of the batch, and on-device draws use `fold_in(rng, axis_index)`.
-  """
-
-  def iterate(state: GANState, metric_sums: Metrics, data, key: jax.Array):
-    rng = jax.random.fold_in(key, state.step)
-    data_rng, step_rng = jax.random.split(rng)
-    if on_device:
-      data_rng = per_device(data_rng, axis_name)
-      flat = draw(data, data_rng, d_steps * batch_size)
-      batch = jax.tree.map(lambda a: a.reshape(d_steps, batch_size, *a.shape[1:]), flat)
-    else:
-      batch = data
-    state, metrics = train_step(state, batch, step_rng)
-    return state, jax.tree.map(jnp.add, metric_sums, metrics)
-
-  return iterate
-
-
-def make_iteration(train_step: Callable, draw: Callable[[Any, jax.Array, int], dict], *, batch_size: int,
-                   d_steps: int, on_device: bool) -> Callable:
-  """Jits one training iteration plus the running sum of its metrics, with donated buffers.
-
-  Returns `iterate(state, metric_sums, data, key) -> (state, metric_sums + metrics)`:
-    on_device=True: `data` is the Source's arrays; the iteration draws its real batches inside
-      the program with `draw(data, rng, d_steps * batch_size)`.
-    on_device=False: `data` is one host-drawn batch, 'image' [d_steps, B, ...].
-  The iteration's key is `fold_in(key, state.step)`, so a resumed run replays the same
-  randomness as an uninterrupted one. Summing metrics on the device lets the host loop dispatch
-  iterations asynchronously and fetch values only when it logs.
-
-  Why not `lax.scan` over many iterations: on XLA's CPU backend, convolution gradients inside a
-  loop body run an order of magnitude slower than the same ops at the top level of a program,
-  and a Python loop of asynchronously dispatched iterations costs nothing measurable on GPU.
-  """
-  iterate = iteration_fn(train_step, draw, batch_size=batch_size, d_steps=d_steps, on_device=on_device)
-  return jax.jit(iterate, donate_argnums=(0, 1))
-
-
-def example_batch(d_steps: int, batch_size: int, example_shape: tuple[int, ...]) -> dict[str, jax.ShapeDtypeStruct]:
-  """The shapes of one iteration's batch: 'image' float32 [d_steps, B, *example_shape], 'label' int32 [d_steps, B]."""
-  return {'image': jax.ShapeDtypeStruct((d_steps, batch_size, *example_shape), jnp.float32),
-          'label': jax.ShapeDtypeStruct((d_steps, batch_size), jnp.int32)}
-
-
-def zero_metrics(train_step: Callable, state: GANState, batch: dict, rng: jax.Array) -> Metrics:
-  """float32 zeros with the structure of the metrics `train_step` returns (nothing is run)."""
-  shapes = jax.eval_shape(train_step, state, batch, rng)[1]
-  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
