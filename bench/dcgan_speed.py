@@ -33,10 +33,10 @@ import numpy as np
 
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
-from gan_jax import losses
-from gan_jax import models
+from gan_jax.train import program as program_lib
+from gan_jax.train import run as run_lib
+from gan_jax.train import schedule
 from gan_jax.train import state as state_lib
-from gan_jax.train import steps as steps_lib
 
 # id: (description, image shape, batch size, loss, D steps per iteration)
 PRESETS = {
@@ -82,28 +82,23 @@ class JaxIteration:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2048, *shape), dtype=np.uint8)
     source = data_lib.Source('synthetic', tuple(shape), 0, {'image': images, 'label': np.zeros(2048, np.int32)})
-    g, d = models.build(config.model, source.shape, dtype)
     g_opt, d_opt = state_lib.make_optimizers(config)
-    train_step = steps_lib.make_train_step(g, d, g_opt, d_opt, losses.get(config.loss),
-                                           steps_lib.StepOptions.from_config(config))
-    init = jax.jit(lambda key: state_lib.init(g, d, g_opt, d_opt, config.model.z_dim, source.shape, key,
-                                              ema=False, penalty_config=config.penalty))
-    self.state = init(jax.random.key(0))
-    self.key = jax.random.key(1)
+    run = run_lib.Run(config, source, source, schedule.phases(config), g_opt, d_opt)
+    phase = run.phases[0]
+    program = program_lib.Program(run, phase, program_lib.Layout(1), on_device=True)
+    self.state = jax.jit(run.init_state)(jax.random.key(0))
+    self.key, self.fade = jax.random.key(1), phase.fade
     self.data = jax.device_put(source.arrays)
-    example = steps_lib.example_batch(d_steps, batch_size, shape)
-    self.sums = steps_lib.zero_metrics(train_step, self.state, example, self.key)
-    iterate = steps_lib.make_iteration(train_step, source.draw, batch_size=batch_size, d_steps=d_steps,
-                                       on_device=True)
+    self.sums = program.zero_sums()
     started = time.perf_counter()
-    self.iterate = iterate.lower(self.state, self.sums, self.data, self.key).compile()
+    self.iterate = program.compile(self.state, self.sums, self.data, self.fade, self.key)
     self.compile_s = time.perf_counter() - started
     cost = self.iterate.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     self.flops = float(cost.get('flops', 0.0)) if cost else 0.0
 
   def step(self):
-    self.state, self.sums = self.iterate(self.state, self.sums, self.data, self.key)
+    self.state, self.sums = self.iterate(self.state, self.sums, self.data, self.fade, self.key)
 
   def sync(self):
     jax.block_until_ready(self.sums)

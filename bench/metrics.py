@@ -30,6 +30,7 @@ from gan_jax.metrics import classifier as classifier_lib
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.metrics import inception
 from gan_jax.train import loop
+from gan_jax.train import run as run_lib
 
 flags.DEFINE_integer('inception_images', 200, 'Images for the Inception-v3 timing (0 skips it).')
 flags.DEFINE_string('models_dir', str(pathlib.Path(__file__).resolve().parents[1] / 'models'),
@@ -52,12 +53,14 @@ def evaluator_seconds() -> float:
   overrides = [('log.wandb', 'disabled'), ('eval.metrics', 'classifier_fd,classifier_score'),
                ('eval.num_samples', str(NUM_SAMPLES)), ('eval.models_dir', FLAGS.models_dir)]
   config = experiments.load_config('vanilla', overrides)
-  run = loop.build_run(config)
-  evaluate = loop.make_evaluate(run, evaluator_lib.Evaluator(config, run.source))  # Real stats cached here.
+  run = run_lib.build_run(config)
+  evaluator = evaluator_lib.Evaluator(config, run.source)  # Real statistics cached here.
   state = run.init_state(jax.random.key(0))
-  evaluate(state, 0, 0)  # Compiles the generator and the classifier.
+  sampler = run.sampler(run.phases[0])
+  generate = lambda z, labels: sampler(state, z, labels, 1.0)
+  loop.evaluate(evaluator, generate, 0, 0)  # Compiles the generator and the classifier.
   started = time.perf_counter()
-  evaluate(state, 1, 0)
+  loop.evaluate(evaluator, generate, 0, 1)
   return time.perf_counter() - started
 
 

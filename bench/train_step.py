@@ -21,8 +21,8 @@ import jax
 
 from gan_jax import config as config_lib
 from gan_jax import experiments
-from gan_jax.train import loop
-from gan_jax.train import steps as steps_lib
+from gan_jax.train import program as program_lib
+from gan_jax.train import run as run_lib
 
 flags.DEFINE_string('exp', 'vanilla', 'Experiment NAME[:ARG].')
 flags.DEFINE_integer('steps', 20, 'Iterations per timed program (one jit call).')
@@ -32,24 +32,22 @@ FLAGS = flags.FLAGS
 
 def measure(config, steps: int, repeats: int) -> dict:
   """Compile seconds and the median time per iteration of `repeats` blocks of `steps` iterations."""
-  run = loop.build_run(config)
+  run = run_lib.build_run(config)
+  phase = run.phases[0]
+  program = program_lib.Program(run, phase, program_lib.Layout(1), on_device=True)
   state = run.init_state(jax.random.key(0))
-  data = jax.device_put(run.source.arrays)
-  iterate = steps_lib.make_iteration(run.train_step, run.source.draw, batch_size=config.data.batch_size,
-                                     d_steps=config.train.d_steps, on_device=True)
-  key = jax.random.key(1)
-  example = steps_lib.example_batch(config.train.d_steps, config.data.batch_size, run.source.shape)
-  sums = steps_lib.zero_metrics(run.train_step, state, example, key)
+  data = jax.device_put(run.train_source.arrays)
+  key, fade, sums = jax.random.key(1), phase.fade, program.zero_sums()
   started = time.perf_counter()
-  iterate = iterate.lower(state, sums, data, key).compile()
+  program.compile(state, sums, data, fade, key)
   compile_s = time.perf_counter() - started
-  state, sums = iterate(state, sums, data, key)
+  state, sums = program(state, sums, data, fade, key)
   jax.block_until_ready(sums)
   times = []
   for _ in range(repeats):
     started = time.perf_counter()
     for _ in range(steps):
-      state, sums = iterate(state, sums, data, key)
+      state, sums = program(state, sums, data, fade, key)
     jax.block_until_ready(sums)
     times.append(time.perf_counter() - started)
   per_step = statistics.median(times) / steps

@@ -75,31 +75,22 @@ the label embedding concatenated to z, each row is its digit. The D of acgan.d_f
 assign G's malformed digits to their requested class, so G keeps them (0.60 against 0.96).
 """
 from gan_jax import config as config_lib
-from gan_jax.errors import UserError
+from gan_jax import experiments
 
-DATASETS = ('mnist', 'fashion_mnist', 'cifar10')
 CONDITIONING = ('projection', 'acgan', 'concat')  # The options that choose model.d_cond.
-OPTIONS = DATASETS + CONDITIONING + ('hinge', 'smoke')
+OPTIONS = experiments.IMAGE_SETS + CONDITIONING + ('hinge', 'smoke')
 
 
 def get_config(arg: str | None = None):
-  options = [o for o in (arg or '').split(',') if o]
-  unknown = [o for o in options if o not in OPTIONS]
-  if unknown:
-    raise UserError(f'cgan: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
-  chosen = [o for o in options if o in CONDITIONING]
-  if len(chosen) > 1:
-    raise UserError(f'cgan: choose one conditioning of {", ".join(CONDITIONING)}; got {", ".join(chosen)}')
+  options = experiments.parse_options('cgan', arg, OPTIONS, exclusive=(experiments.IMAGE_SETS, CONDITIONING))
   c = config_lib.base()
   c.loss = 'hinge' if 'hinge' in options else 'non_saturating'
   c.model.g_cond = 'concat'
-  c.model.d_cond = chosen[0] if chosen else 'projection'
+  c.model.d_cond = experiments.chosen(options, CONDITIONING, 'projection')
   # D's class loss on real data only: trained on fakes too (Odena et al.), D's classifier learns to
   # label G's mistakes with their requested class, and G keeps them (see the measurements above).
   c.acgan.d_fake = False
-  for name in DATASETS:
-    if name in options:
-      c.data.name = name
+  c.data.name = experiments.chosen(options, experiments.IMAGE_SETS, c.data.name)
   if c.data.name in ('mnist', 'fashion_mnist'):  # The project's domain classifiers exist for these.
     c.eval.metrics = ('class_accuracy', 'intra_fd', 'classifier_fd', 'classifier_score')
     c.eval.eval_every = 2000

@@ -54,20 +54,16 @@ samples):
   25% of the initial G, hence EMA 0.99 for `cpu`.
 """
 from gan_jax import config as config_lib
-from gan_jax.errors import UserError
+from gan_jax import experiments
 from gan_jax.train import schedule
 
-OPTIONS = ('mnist', 'fashion_mnist', 'cifar10', 'cpu', 'smoke')
+OPTIONS = experiments.IMAGE_SETS + ('cpu', 'smoke')
 RESOLUTIONS = (4, 8, 16, 32)
 PHASE_IMAGES = {'default': 120_000, 'cpu': 3_200, 'smoke': 64}  # Images per phase of the 'long' schedule.
 
 
-def _options(arg: str | None) -> list[str]:
-  options = [o for o in (arg or '').split(',') if o]
-  unknown = [o for o in options if o not in OPTIONS]
-  if unknown:
-    raise UserError(f'progan: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
-  return options
+def _options(arg: str | None) -> frozenset[str]:
+  return experiments.parse_options('progan', arg, OPTIONS, exclusive=(experiments.IMAGE_SETS,))
 
 
 def _budget(options: list[str]) -> tuple[tuple[int, ...], int]:
@@ -82,9 +78,7 @@ def _budget(options: list[str]) -> tuple[tuple[int, ...], int]:
 def get_config(arg: str | None = None):
   options = _options(arg)
   c = config_lib.base()
-  for name in ('mnist', 'fashion_mnist', 'cifar10'):
-    if name in options:
-      c.data.name = name
+  c.data.name = experiments.chosen(options, experiments.IMAGE_SETS, c.data.name)
   c.model.name = 'progan'
   c.model.z_dim = 128
   c.model.g_channels = c.model.d_channels = 128  # Feature maps up to 8x8; halved per doubling after.

@@ -126,6 +126,7 @@ batch 64 are about one epoch of the 60,000 stacked images, far from the publishe
 the published DCGAN figures are of converged (collapsed) models.
 """
 from gan_jax import config as config_lib
+from gan_jax import experiments
 from gan_jax.errors import UserError
 
 OPTIONS = ('ring', 'grid', 'stacked_mnist', 'd_quarter', 'd_half', 'compare', 'smoke')
@@ -139,13 +140,8 @@ WGAN_GP = {'loss': 'wasserstein', 'penalty.gp': 1.0, 'train.d_steps': 5, 'optim.
            'optim.d.b1': 0.0, 'optim.d.b2': 0.9}
 
 
-def _options(arg: str | None) -> list[str]:
-  options = [o for o in (arg or '').split(',') if o]
-  unknown = [o for o in options if o not in OPTIONS]
-  if unknown:
-    raise UserError(f'unrolled: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
-  if 'ring' in options and 'grid' in options:
-    raise UserError('unrolled: choose one of ring and grid')
+def _options(arg: str | None) -> frozenset[str]:
+  options = experiments.parse_options('unrolled', arg, OPTIONS, exclusive=(('ring', 'grid', 'stacked_mnist'),))
   if ('d_quarter' in options or 'd_half' in options) and 'stacked_mnist' not in options:
     raise UserError('unrolled: d_quarter and d_half size the Stacked MNIST D; add stacked_mnist')
   return options

@@ -17,23 +17,18 @@ On the 2D ring the non-saturating GAN typically covers only some of the 8 modes:
 the failure the unrolled and WGAN-GP experiments address.
 """
 from gan_jax import config as config_lib
-from gan_jax.errors import UserError
+from gan_jax import experiments
 
-OPTIONS = ('mnist', 'fashion_mnist', 'cifar10', 'ring', 'grid', 'smoke')
+DATA = experiments.IMAGE_SETS + ('ring', 'grid')
+OPTIONS = DATA + ('smoke',)
 
 
 def get_config(arg: str | None = None):
-  options = [o for o in (arg or '').split(',') if o]
-  unknown = [o for o in options if o not in OPTIONS]
-  if unknown:
-    raise UserError(f'vanilla: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
+  options = experiments.parse_options('vanilla', arg, OPTIONS, exclusive=(DATA,))
   c = config_lib.base()
   c.loss = 'non_saturating'
-  for name in ('mnist', 'fashion_mnist', 'cifar10'):
-    if name in options:
-      c.data.name = name
-  if 'ring' in options or 'grid' in options:
-    c.data.name = 'ring' if 'ring' in options else 'grid'
+  c.data.name = experiments.chosen(options, DATA, c.data.name)
+  if c.data.name in ('ring', 'grid'):
     c.data.batch_size = 512
     c.model.name = 'mlp'
     c.model.d_norm = 'none'

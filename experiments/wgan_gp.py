@@ -30,16 +30,14 @@ and budget with the non-saturating GAN loss collapse onto 1, 1, 1 mode (high qua
 0.18) (tests/test_wgan_gp.py). No MNIST figure has been measured yet.
 """
 from gan_jax import config as config_lib
-from gan_jax.errors import UserError
+from gan_jax import experiments
 
-OPTIONS = ('mnist', 'fashion_mnist', 'cifar10', 'ring', 'grid', 'clip', 'smoke')
+DATA = experiments.IMAGE_SETS + ('ring', 'grid')
+OPTIONS = DATA + ('clip', 'smoke')
 
 
 def get_config(arg: str | None = None):
-  options = [o for o in (arg or '').split(',') if o]
-  unknown = [o for o in options if o not in OPTIONS]
-  if unknown:
-    raise UserError(f'wgan_gp: unknown option(s) {", ".join(unknown)}; valid: {", ".join(OPTIONS)}')
+  options = experiments.parse_options('wgan_gp', arg, OPTIONS, exclusive=(DATA,))
   c = config_lib.base()
   c.loss = 'wasserstein'
   c.penalty.gp = 10.0
@@ -47,11 +45,8 @@ def get_config(arg: str | None = None):
   c.model.d_norm = 'none'
   for player in (c.optim.g, c.optim.d):
     player.update(dict(lr=1e-4, b1=0.0, b2=0.9))
-  for name in ('mnist', 'fashion_mnist', 'cifar10'):
-    if name in options:
-      c.data.name = name
-  if 'ring' in options or 'grid' in options:
-    c.data.name = 'ring' if 'ring' in options else 'grid'
+  c.data.name = experiments.chosen(options, DATA, c.data.name)
+  if c.data.name in ('ring', 'grid'):
     c.data.batch_size = 256
     c.model.name = 'mlp'
     c.model.z_dim = 16

@@ -187,7 +187,7 @@ def mnist_results(models_dir, mnist):
 def test_real_data_scores_near_the_floor_and_far_from_noise(mnist_results):
   real, noise, floor = mnist_results
   assert set(real) == {key for m in ('classifier_fd', 'classifier_score', 'kid', 'precision_recall')
-                       for key in evaluator.METRICS[m]}
+                       for key in evaluator.METRICS[m].keys}
   assert all(isinstance(value, float) for value in real.values())
   assert 0.6 * floor < real['classifier_fd'] < 1.6 * floor, (real['classifier_fd'], floor)
   assert noise['classifier_fd'] > 100 * floor, (noise['classifier_fd'], floor)
@@ -259,7 +259,7 @@ def _random_inception_weights(path: pathlib.Path) -> None:
       return rng.normal(0, np.sqrt(2 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
     return np.full(leaf.shape, 1.0 if name in ('scale', 'var') else 0.0, np.float32)
 
-  inception.save_npz(jax.tree_util.tree_map_with_path(fill, shapes), path)
+  inception.save_npz(jax.tree.map_with_path(fill, shapes), path)
 
 
 def test_inception_metrics(tmp_path, mnist):

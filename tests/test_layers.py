@@ -120,4 +120,4 @@ def test_spectral_norm_supports_gradient_penalties():
   variables = init(module, x, update_stats=False)
   critic = lambda params: lambda x: module.apply({**variables, 'params': params}, x, update_stats=False)[:, 0]
   grads = jax.jit(jax.grad(lambda p: penalties.r1_penalty(critic(p), x)))(variables['params'])
-  assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))

@@ -57,7 +57,7 @@ def central_diff(f, x, eps=1e-6):
 
 
 def assert_tree_close(actual, desired, rtol=1e-6, atol=1e-9):
-  jax.tree_util.tree_map(lambda a, d: np.testing.assert_allclose(a, d, rtol=rtol, atol=atol),
+  jax.tree.map(lambda a, d: np.testing.assert_allclose(a, d, rtol=rtol, atol=atol),
                          actual, desired)
 
 
@@ -190,8 +190,8 @@ def test_clip_weights():
   clipped = penalties.clip_weights(params, 0.5)
   expected = {'dense': {'kernel': np.array([[-0.5, -0.5], [0.2, 0.5]]), 'bias': np.array([0.5, -0.1])},
               'scale': np.array([0.5, 0.0, -0.49])}
-  assert jax.tree_util.tree_structure(clipped) == jax.tree_util.tree_structure(params)
-  jax.tree_util.tree_map(np.testing.assert_array_equal, clipped, expected)
+  assert jax.tree.structure(clipped) == jax.tree.structure(params)
+  jax.tree.map(np.testing.assert_array_equal, clipped, expected)
 
 
 def test_weight_penalty_counts_kernels_only():
@@ -201,10 +201,10 @@ def test_weight_penalty_counts_kernels_only():
             'BatchNorm_0': {'scale': rng.normal(size=4), 'bias': rng.normal(size=4)},
             'Dense_0': {'kernel': kernels[1], 'bias': rng.normal(size=1)},
             'MinibatchDiscrimination_0': {'kernel': kernels[2]}}
-  params = jax.tree_util.tree_map(jnp.asarray, params)
+  params = jax.tree.map(jnp.asarray, params)
   value, grad = jax.jit(jax.value_and_grad(penalties.weight_penalty))(params)
   np.testing.assert_allclose(value, sum(np.sum(k ** 2) for k in kernels), rtol=1e-12)
-  expected = jax.tree_util.tree_map_with_path(
+  expected = jax.tree.map_with_path(
       lambda path, p: 2 * p if path[-1].key == 'kernel' else jnp.zeros_like(p), params)
   assert_tree_close(grad, expected, rtol=1e-12, atol=0)
   assert penalties.weight_penalty({'Dense_0': {'bias': jnp.ones(3)}}) == 0.0

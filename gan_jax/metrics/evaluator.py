@@ -9,7 +9,9 @@ to samples float32 [n, *source.shape] in the data range: [-1, 1] for images, the
 coordinates for 2D points. It is called on batches of exactly `config.eval.batch_size`, so it
 compiles once; surplus samples of the last batch are dropped.
 
-Metrics (`METRICS` maps each name to the keys it adds to the results; all values are floats):
+Metrics: the registry `METRICS` maps each name to a `Metric` that declares the result keys it adds
+(all values floats), the data it applies to, the feature network it reads, what of the generated
+and real sides it needs, and the function computing it. Adding a metric is one entry there.
   classifier_fd     Frechet distance of domain-classifier features (gan_jax.metrics.classifier),
                     generated vs real, in squared feature units.
   classifier_score  Inception Score computed with the domain classifier (1 to 10), and its std
@@ -63,20 +65,6 @@ from gan_jax.metrics import kid
 from gan_jax.metrics import modes
 from gan_jax.metrics import prd
 
-METRICS = {
-    'classifier_fd': ('classifier_fd',),
-    'classifier_score': ('classifier_score', 'classifier_score_std'),
-    'fid': ('fid',),
-    'is': ('is', 'is_std'),
-    'kid': ('kid', 'kid_std'),
-    'precision_recall': ('precision', 'recall', 'density', 'coverage'),
-    'modes': ('modes', 'high_quality', 'reverse_kl'),
-    'stacked_modes': ('modes', 'reverse_kl'),
-    'class_accuracy': ('class_accuracy',),
-    'intra_fd': ('intra_fd',),
-}
-CLASS_METRICS = ('class_accuracy', 'intra_fd')  # Need a class-conditional model and the data set's classifier.
-CLASSIFIER_METRICS = ('classifier_fd', 'classifier_score') + CLASS_METRICS
 FEATURES = ('auto', 'classifier', 'inception')
 SCORE_SPLITS = 10
 PRD_NEIGHBOURS = 3
@@ -141,20 +129,21 @@ def _validate(config, source: data_lib.Source) -> tuple[str, ...]:
     if e[key] < 1:
       raise UserError(f'eval.{key} must be >= 1 (got {e[key]})')
   for name in names:
-    if name == 'modes' and source.mixture is None:
-      raise UserError(f"eval metric 'modes' needs a 2D mixture data set ({', '.join(mixtures.MIXTURES)}); "
+    metric = METRICS[name]
+    if metric.data == 'mixture' and source.mixture is None:
+      raise UserError(f"eval metric {name!r} needs a 2D mixture data set ({', '.join(mixtures.MIXTURES)}); "
                       f"data.name is {source.name!r}")
-    if name == 'stacked_modes' and source.name != 'stacked_mnist':
-      raise UserError(f"eval metric 'stacked_modes' needs data.name='stacked_mnist', not {source.name!r}")
-    if name not in ('modes', 'stacked_modes') and not source.is_image:
+    if metric.data == 'stacked_mnist' and source.name != 'stacked_mnist':
+      raise UserError(f"eval metric {name!r} needs data.name='stacked_mnist', not {source.name!r}")
+    if metric.data == 'image' and not source.is_image:
       raise UserError(f'eval metric {name!r} needs an image data set; data.name is {source.name!r}')
-  for name in set(names) & set(CLASS_METRICS):
-    if not config.model.g_cond:
-      raise UserError(f"eval metric {name!r} needs a class-conditional model (model.g_cond, e.g. --exp=cgan)")
-    if e.classifier not in ('', source.name):
-      raise UserError(f'eval metric {name!r} compares samples with their labels, so it needs the classifier of the '
-                      f"training data ({source.name!r}); set --config.eval.classifier=''")
-  if any(m not in ('modes', 'stacked_modes') for m in names) and e.num_samples < SCORE_SPLITS:
+    if metric.conditional:
+      if not config.model.g_cond:
+        raise UserError(f"eval metric {name!r} needs a class-conditional model (model.g_cond, e.g. --exp=cgan)")
+      if e.classifier not in ('', source.name):
+        raise UserError(f'eval metric {name!r} compares samples with their labels, so it needs the classifier of '
+                        f"the training data ({source.name!r}); set --config.eval.classifier=''")
+  if any(METRICS[m].data == 'image' for m in names) and e.num_samples < SCORE_SPLITS:
     raise UserError(f'eval.num_samples must be >= {SCORE_SPLITS} for the image metrics (got {e.num_samples})')
   return names
 
@@ -255,45 +244,151 @@ def _stacked_digits(clf: classifier_lib.Classifier, samples: jax.Array, batch_si
   return clf.logits(channels, c * batch_size).argmax(axis=1).reshape(b, c)
 
 
+@dataclasses.dataclass
+class Side:
+  """What an image metric reads of one feature network, for the generated (and real) samples.
+
+  Attributes:
+    stats: feature statistics of the generated samples.
+    features: their features float32 [N, D] (kept only when a metric asks for them).
+    logits: their logits float32 [N, K] (ditto).
+    labels: the labels int32 [N] they were generated for.
+    real_stats, real_features, real_class_stats: the real reference set's statistics, features
+      [M, D] and per-class statistics (each loaded only when a metric asks for it).
+    num_classes: the data set's classes.
+  """
+  stats: fid.FeatureStats
+  features: np.ndarray | None = None
+  logits: np.ndarray | None = None
+  labels: np.ndarray | None = None
+  real_stats: fid.FeatureStats | None = None
+  real_features: np.ndarray | None = None
+  real_class_stats: list | None = None
+  num_classes: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """An entry of the registry.
+
+  Attributes:
+    keys: the result keys it adds.
+    data: what it applies to: 'image' (any image set; computed on the shared pass over
+      eval.num_samples samples), 'mixture' (2D mixtures) or 'stacked_mnist'.
+    network: image metrics: the feature network it reads, 'classifier', 'inception' or
+      'features' (the one eval.features names).
+    keeps: of the generated side, beyond feature statistics: any of 'features', 'logits'.
+    real: of the real side: any of 'stats', 'features', 'class_stats'.
+    conditional: needs a class-conditional model (and the training data's classifier).
+    compute: image metrics: (Side) -> {key: value}; others: (Evaluator, generate, rng) -> {key: value}.
+  """
+  keys: tuple[str, ...]
+  data: str
+  compute: Callable
+  network: str = ''
+  keeps: tuple[str, ...] = ()
+  real: tuple[str, ...] = ()
+  conditional: bool = False
+
+
+def _precision_recall(side: Side) -> dict[str, float]:
+  """On equally many real and generated samples, as the metrics assume."""
+  n = min(len(side.real_features), len(side.features))
+  real = side.real_features[np.sort(np.random.default_rng(REAL_SUBSET_SEED).permutation(len(side.real_features))[:n])]
+  return prd.precision_recall_density_coverage(real, side.features[:n], PRD_NEIGHBOURS)
+
+
+def _score(key: str) -> Callable[[Side], dict[str, float]]:
+  def compute(side: Side) -> dict[str, float]:
+    mean, std = inception_score.inception_score(side.logits, SCORE_SPLITS)
+    return {key: mean, f'{key}_std': std}
+  return compute
+
+
+def _kid(side: Side) -> dict[str, float]:
+  mean, std = kid.kernel_inception_distance(side.real_features, side.features)
+  return {'kid': mean, 'kid_std': std}
+
+
+def _intra_fd(side: Side) -> dict[str, float]:
+  return {'intra_fd': intra_class_fd(class_stats(side.features, side.labels, side.num_classes), side.real_class_stats)}
+
+
+def _modes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
+  found = modes.mixture_modes(evaluator.mixture_points(generate, rng), evaluator.source.mixture)
+  return {key: float(found[key]) for key in METRICS['modes'].keys}
+
+
+def _stacked_modes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
+  batch_size = evaluator.config.eval.batch_size
+  digits = np.concatenate([_stacked_digits(evaluator.mnist, batch, batch_size) for batch, _ in evaluator.batches(
+      generate, evaluator.config.eval.stacked_samples, rng)])
+  found = modes.stacked_mnist_modes(digits)
+  return {key: float(found[key]) for key in METRICS['stacked_modes'].keys}
+
+
+METRICS: dict[str, Metric] = {
+    'classifier_fd': Metric(('classifier_fd',), 'image', network='classifier', real=('stats',),
+                            compute=lambda s: {'classifier_fd': fid.frechet_distance_from_stats(s.stats, s.real_stats)}),
+    'classifier_score': Metric(('classifier_score', 'classifier_score_std'), 'image', network='classifier',
+                               keeps=('logits',), compute=_score('classifier_score')),
+    'fid': Metric(('fid',), 'image', network='inception', real=('stats',),
+                  compute=lambda s: {'fid': fid.frechet_distance_from_stats(s.stats, s.real_stats)}),
+    'is': Metric(('is', 'is_std'), 'image', network='inception', keeps=('logits',), compute=_score('is')),
+    'kid': Metric(('kid', 'kid_std'), 'image', network='features', keeps=('features',), real=('features',),
+                  compute=_kid),
+    'precision_recall': Metric(('precision', 'recall', 'density', 'coverage'), 'image', network='features',
+                               keeps=('features',), real=('features',), compute=_precision_recall),
+    'modes': Metric(('modes', 'high_quality', 'reverse_kl'), 'mixture', compute=_modes),
+    'stacked_modes': Metric(('modes', 'reverse_kl'), 'stacked_mnist', compute=_stacked_modes),
+    'class_accuracy': Metric(('class_accuracy',), 'image', network='classifier', keeps=('logits',), conditional=True,
+                             compute=lambda s: {'class_accuracy': float(np.mean(np.argmax(s.logits, 1) == s.labels))}),
+    'intra_fd': Metric(('intra_fd',), 'image', network='classifier', keeps=('features',), real=('class_stats',),
+                       conditional=True, compute=_intra_fd),
+}
+
+
 class Evaluator:
   """Computes `config.eval.metrics` for generators of `source`; see the module docstring.
 
-  Construction validates the config, loads the networks and computes (or reads cached) real
-  statistics, so that mistakes surface before training. Raises UserError for unknown metrics,
-  metrics that do not fit the data set, and missing classifier or Inception weights files.
+  Construction validates the config, loads the feature networks and computes (or reads cached)
+  real statistics, so that mistakes surface before training. Raises UserError for unknown
+  metrics, metrics that do not fit the data set, and missing classifier or Inception weights files.
   """
 
   def __init__(self, config, source: data_lib.Source):
     self._metrics = _validate(config, source)
-    self._config = config
-    self._source = source
+    self.config, self.source = config, source
     e = config.eval
-    wanted = set(self._metrics)
     classifier_name = e.classifier or source.name
     features = e.features
     if features == 'auto':
       features = 'classifier' if classifier_name in classifier_lib.IMAGE_SHAPES else 'inception'
-    self._features = features if wanted & {'kid', 'precision_recall'} else None
-    self._extractors = {}  # name -> _Extractor, for the image metrics.
-    if wanted & set(CLASSIFIER_METRICS) or self._features == 'classifier':
-      metric = next(m for m in (*CLASSIFIER_METRICS, 'kid', 'precision_recall') if m in wanted)
-      clf = _load_classifier(classifier_name, config, source.shape, metric)
-      self._extractors['classifier'] = _classifier_extractor(clf, e.batch_size)
-    if wanted & {'fid', 'is'} or self._features == 'inception':
-      metric = next(m for m in ('fid', 'is', 'kid', 'precision_recall') if m in wanted)
-      self._extractors['inception'] = _inception_extractor(config, metric)
-    self._real = {}  # extractor name -> (features [N, D], FeatureStats), for the metrics that compare.
-    for name in self._extractors:
-      if (name == 'classifier' and 'classifier_fd' in wanted or name == 'inception' and 'fid' in wanted
-          or name == self._features):
-        self._real[name] = _real_features(self._extractors[name], config, source)
-    self._real_class_stats = None  # Per-class statistics of the real classifier features, for intra_fd.
-    if 'intra_fd' in wanted:
-      features, _ = _real_features(self._extractors['classifier'], config, source)
-      self._real_class_stats = class_stats(features, _real_subset(config, source)[1], source.num_classes)
-    self._mnist = None  # Reads the digits of Stacked MNIST channels.
-    if 'stacked_modes' in wanted:
-      self._mnist = _load_classifier('mnist', config, source.shape[:2] + (1,), 'stacked_modes')
+    self._image = {}  # metric name -> the network it reads, for the image metrics.
+    for name in self._metrics:
+      if METRICS[name].data == 'image':
+        self._image[name] = features if METRICS[name].network == 'features' else METRICS[name].network
+    self._extractors = {}  # network name -> _Extractor.
+    for name, network in self._image.items():
+      if network in self._extractors:
+        continue
+      if network == 'classifier':
+        self._extractors[network] = _classifier_extractor(
+            _load_classifier(classifier_name, config, source.shape, name), e.batch_size)
+      else:
+        self._extractors[network] = _inception_extractor(config, name)
+    self._real = {}  # network name -> {'stats', 'features', 'class_stats'} of the real reference set.
+    for name, network in self._image.items():
+      needs = METRICS[name].real
+      if needs and network not in self._real:
+        real_features, real_stats = _real_features(self._extractors[network], config, source)
+        self._real[network] = {'features': real_features, 'stats': real_stats}
+      if 'class_stats' in needs and 'class_stats' not in self._real[network]:
+        self._real[network]['class_stats'] = class_stats(
+            self._real[network]['features'], _real_subset(config, source)[1], source.num_classes)
+    self.mnist = None  # Reads the digits of Stacked MNIST channels.
+    if 'stacked_modes' in self._metrics:
+      self.mnist = _load_classifier('mnist', config, source.shape[:2] + (1,), 'stacked_modes')
 
   @property
   def metrics(self) -> tuple[str, ...]:
@@ -304,75 +399,55 @@ class Evaluator:
     """Draws samples from `generate` and returns {result key: value}; deterministic in rng."""
     image_rng, modes_rng, stacked_rng = jax.random.split(rng, 3)
     results = {}
-    if self._extractors:
-      results.update(self._image_metrics(generate, image_rng))
-    if 'modes' in self._metrics:
-      found = modes.mixture_modes(self._mixture_points(generate, modes_rng), self._source.mixture)
-      results.update({key: float(found[key]) for key in METRICS['modes']})
-    if 'stacked_modes' in self._metrics:
-      digits = np.concatenate([_stacked_digits(self._mnist, batch, self._config.eval.batch_size)
-                               for batch, _ in self._batches(generate, self._config.eval.stacked_samples, stacked_rng)])
-      found = modes.stacked_mnist_modes(digits)
-      results.update({key: float(found[key]) for key in METRICS['stacked_modes']})
+    sides = self._image_pass(generate, image_rng) if self._image else {}
+    rngs = {'mixture': modes_rng, 'stacked_mnist': stacked_rng}
+    for name in self._metrics:
+      metric = METRICS[name]
+      if metric.data == 'image':
+        results.update(metric.compute(sides[self._image[name]]))
+      else:
+        results.update(metric.compute(self, generate, rngs[metric.data]))
     return results
 
   def mode_figure(self, generate: Generate, rng: jax.Array, path: pathlib.Path, title: str = '') -> None:
     """Writes `path` (PNG): the points the 'modes' metric evaluates for `rng` over the real mixture,
     and their histogram of high-quality samples per mode (gan_jax.plots.save_mode_figure)."""
-    points = self._mixture_points(generate, jax.random.split(rng, 3)[1])  # __call__'s modes_rng.
-    mixture = self._source.mixture
+    points = self.mixture_points(generate, jax.random.split(rng, 3)[1])  # __call__'s modes rng.
+    mixture = self.source.mixture
     real = np.asarray(mixture.sample(jax.random.key(0), points.shape[0]))
     plots.save_mode_figure(points, real, mixture, modes.mixture_modes(points, mixture), path, title)
 
-  def _mixture_points(self, generate: Generate, rng: jax.Array) -> np.ndarray:
-    return np.concatenate([np.asarray(batch) for batch, _ in self._batches(
-        generate, self._config.eval.mixture_samples, rng)])
+  def mixture_points(self, generate: Generate, rng: jax.Array) -> np.ndarray:
+    """eval.mixture_samples generated 2D points [N, 2]."""
+    return np.concatenate([np.asarray(batch) for batch, _ in self.batches(generate, self.config.eval.mixture_samples,
+                                                                         rng)])
 
-  def _batches(self, generate: Generate, num_samples: int, rng: jax.Array) -> Iterator[tuple[jax.Array, jax.Array]]:
-    return sample_batches(generate, self._config.model.z_dim, self._source.num_classes, num_samples,
-                          self._config.eval.batch_size, rng)
+  def batches(self, generate: Generate, num_samples: int, rng: jax.Array) -> Iterator[tuple[jax.Array, jax.Array]]:
+    return sample_batches(generate, self.config.model.z_dim, self.source.num_classes, num_samples,
+                          self.config.eval.batch_size, rng)
 
-  def _image_metrics(self, generate: Generate, rng: jax.Array) -> dict[str, float]:
-    """One pass over eval.num_samples samples through every extractor, then the metrics."""
-    wanted = set(self._metrics)
-    stats = {name: fid.FeatureStats() for name in self._extractors}
-    features = {name: [] for name in self._extractors}  # Kept for kid / precision_recall only.
-    logits = {name: [] for name in self._extractors}  # Kept for the scores only.
-    score_of = {'classifier': 'classifier_score', 'inception': 'is'}
-    num_classes = self._source.num_classes
-    fake_class_stats = [fid.FeatureStats() for _ in range(num_classes)]
-    correct = 0
-    for samples, labels in self._batches(generate, self._config.eval.num_samples, rng):
-      for name, extractor in self._extractors.items():
+  def _image_pass(self, generate: Generate, rng: jax.Array) -> dict[str, Side]:
+    """One pass over eval.num_samples samples through every network the image metrics read."""
+    keeps = {network: set() for network in self._extractors}
+    for name, network in self._image.items():
+      keeps[network].update(METRICS[name].keeps)
+    stats = {network: fid.FeatureStats() for network in self._extractors}
+    kept = {network: {'features': [], 'logits': []} for network in self._extractors}
+    labels = []
+    for samples, batch_labels in self.batches(generate, self.config.eval.num_samples, rng):
+      labels.append(np.asarray(batch_labels))
+      for network, extractor in self._extractors.items():
         batch_features, batch_logits = extractor.fn(samples)
-        stats[name].update(batch_features)
-        if name == self._features:
-          features[name].append(batch_features)
-        if score_of[name] in wanted:
-          logits[name].append(batch_logits)
-        if name == 'classifier' and 'class_accuracy' in wanted:
-          correct += int(np.sum(np.argmax(batch_logits, axis=1) == np.asarray(labels)))
-        if name == 'classifier' and 'intra_fd' in wanted:
-          for c in range(num_classes):
-            fake_class_stats[c].update(batch_features[np.asarray(labels) == c])
-    results = {}
-    if 'class_accuracy' in wanted:
-      results['class_accuracy'] = correct / self._config.eval.num_samples
-    if 'intra_fd' in wanted:
-      results['intra_fd'] = intra_class_fd(fake_class_stats, self._real_class_stats)
-    for name, metric in (('classifier', 'classifier_fd'), ('inception', 'fid')):
-      if metric in wanted:
-        results[metric] = fid.frechet_distance_from_stats(stats[name], self._real[name][1])
-    for name, metric in score_of.items():
-      if metric in wanted:
-        results[metric], results[f'{metric}_std'] = inception_score.inception_score(
-            np.concatenate(logits[name]), SCORE_SPLITS)
-    if self._features:
-      real, fake = self._real[self._features][0], np.concatenate(features[self._features])
-      if 'kid' in wanted:
-        results['kid'], results['kid_std'] = kid.kernel_inception_distance(real, fake)
-      if 'precision_recall' in wanted:  # On equally many real and fake samples, as the metrics assume.
-        n = min(len(real), len(fake))
-        real_subset = real[np.sort(np.random.default_rng(REAL_SUBSET_SEED).permutation(len(real))[:n])]
-        results.update(prd.precision_recall_density_coverage(real_subset, fake[:n], PRD_NEIGHBOURS))
-    return results
+        stats[network].update(batch_features)
+        for what, values in (('features', batch_features), ('logits', batch_logits)):
+          if what in keeps[network]:
+            kept[network][what].append(np.asarray(values))
+    sides = {}
+    for network in self._extractors:
+      real = self._real.get(network, {})
+      sides[network] = Side(stats[network], *(np.concatenate(kept[network][w]) if kept[network][w] else None
+                                              for w in ('features', 'logits')),
+                            labels=np.concatenate(labels), real_stats=real.get('stats'),
+                            real_features=real.get('features'), real_class_stats=real.get('class_stats'),
+                            num_classes=self.source.num_classes)
+    return sides

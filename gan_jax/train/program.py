@@ -236,13 +236,17 @@ class Program:
       self._zeros = jax.tree.map(lambda s: np.zeros(lead + s.shape, s.dtype), shapes)
     return self.layout.put_runs(self._zeros)
 
-  def __call__(self, state, sums, data, fade, keys):
+  def compile(self, state, sums, data, fade, keys):
+    """Compiles the program for these arguments' shapes and placements (once); returns the executable."""
     if self._compiled is None:
       started = time.perf_counter()
       self._compiled = self._jitted.lower(state, sums, data, fade, keys).compile()
       logging.info('compiled the %s iteration (batch %d, %d run(s)) in %.1f s', self.phase.name,
                    self.phase.batch.batch_size, self.layout.lanes, time.perf_counter() - started)
-    return self._compiled(state, sums, data, fade, keys)
+    return self._compiled
+
+  def __call__(self, state, sums, data, fade, keys):
+    return self.compile(state, sums, data, fade, keys)(state, sums, data, fade, keys)
 
 
 def iteration_fn(run: Run, phase: Phase, on_device: bool, axis_name: str | None = None,
