@@ -34,24 +34,9 @@ the start).
 
 Expected result: at the default budget (840k images) samples/ show digits at every stage. The paper's
 claim, that a progressive run reaches the baseline's final FD with fewer images seen, has NOT been
-shown here: the budget this project could afford on CPU is far too small (see below).
+shown here: the budget this project could afford on CPU is far too small (docs/results/progan.md).
 
-Measured (2 CPU cores shared with other work, load average ~11; jax 0.10.2; one seed, FD on 2000
-samples):
-  python launch.py --exp=progan:cpu --sweep --sweep_index=0,3 --runner=processes --parallel=1 \
-      --workdir=/tmp/progan_sweep --config.log.wandb=disabled     # 'long' and 'baseline', ~9 min
-  python launch.py --report=/tmp/progan_sweep
-  classifier FD vs images seen (16k-image budget, 500 iterations of batch 32):
-    images seen           3200   6400   9600  12800  16000
-    long 4->8->16    611(8, a=0) 501(8)  1063(16, a=0) 1477(16) 1126(16)
-    baseline 16x16         839   1259   1144    762    628
-  The progressive run's best (501, at 8x8 after 6400 images) is below the baseline's final 628, but
-  at half the resolution; once the 16x16 blocks come in its FD rises and ends at 1126, worse than the
-  baseline. Both runs are far from converged (FDs in the hundreds; the curves are noisy at this size),
-  so the comparison says nothing yet about ProGAN's speed-up; 'short' and 'nofade' were not run. A
-  first attempt at 4 -> 32 with 6400 images per phase (44.8k images, EMA 0.999) took 12 min for the
-  'long' schedule alone (1.3 it/s at 32x32 under this load) and ended at FD 701; its EMA still held
-  25% of the initial G, hence EMA 0.99 for `cpu`.
+Measured results: docs/results/progan.md (seeds, budgets, wall times, machine and commands).
 """
 from gan_jax import config as config_lib
 from gan_jax import experiments

@@ -23,11 +23,7 @@ b2 = 0.9, which is RMSProp (decay 0.9) with bias correction, the only optimizer 
 Expected result. Paper (Gulrajani et al. 2017): the critic's Wasserstein estimate -d_loss
 correlates with sample quality and falls as training goes on; their best unsupervised CIFAR-10
 Inception score, 7.86, is with a ResNet (their Table 3), larger than this DCGAN.
-Measured here (2-core CPU, jax 0.10.2): on the 2D ring (`wgan_gp:ring`, 900 iterations, seeds
-0-2, 2,500 samples, gan_jax.metrics.modes) WGAN-GP covers 8, 8, 8 of the 8 modes (high-quality
-fraction 0.02, 0.01, 0.02: spread along the ring, not yet sharp), while the same models, optimizer
-and budget with the non-saturating GAN loss collapse onto 1, 1, 1 mode (high quality 0.16, 0.14,
-0.18) (tests/test_wgan_gp.py). No MNIST figure has been measured yet.
+Measured results: docs/results/wgan_gp.md (seeds, budgets, wall times, machine and commands).
 """
 from gan_jax import config as config_lib
 from gan_jax import experiments

@@ -70,6 +70,15 @@ def main():
   drawn_reference, _ = train(run, one_device, state, run.train_source.arrays, key, on_device=True)
   drawn_state, _ = train(run, layout, state, run.train_source.arrays, key, on_device=True)
 
+  # A group of 8 runs split over the 8 devices by runs ('runs' axis): each device trains its run on
+  # whole batches, as one device training all 8 lanes does.
+  ring = run_lib.build_run(experiments.load_config('vanilla:ring,smoke', []))
+  keys = jax.random.split(jax.random.key(3), 8)
+  lanes = jax.vmap(ring.init_state)(keys)
+  runs_layout = program_lib.Layout.make(8, [ring.phases[0].batch.batch_size])
+  by_runs, _ = train(ring, runs_layout, lanes, ring.train_source.arrays, keys, on_device=True)
+  one_device_lanes, _ = train(ring, program_lib.Layout(8), lanes, ring.train_source.arrays, keys, on_device=True)
+
   try:
     program_lib.Layout.make(1, [12])
     indivisible_error = ''
@@ -90,6 +99,10 @@ def main():
       'drawn_moved': max_difference(drawn_state.g.params, state.g.params),
       'drawn_state': max_difference(drawn_reference, drawn_state),
       'indivisible_error': indivisible_error,
+      'runs_layout': runs_layout.describe(ring.phases[0].batch.batch_size),
+      'runs_moved': max_difference(one_device_lanes.g.params, lanes.g.params),
+      'runs_state': max_difference(one_device_lanes, by_runs),
+
   }))
 
 

@@ -45,6 +45,9 @@ def test_data_parallel_step_equals_single_device_step(data_dir):
   # training moves, and every device keeps the same copy of the state.
   assert r['drawn_moved'] > 1e-4 and r['drawn_state'] < 0.005 * r['moved'] and r['replica_spread'] == 0.0, r
   assert 'does not split evenly over 8 devices' in r['indivisible_error']
+  # A group of 8 runs split over the devices by runs trains as one device training the 8 lanes.
+  assert '1 run(s) per device' in r['runs_layout'], r
+  assert r['runs_moved'] > 1e-4 and r['runs_state'] < 1e-3 * r['runs_moved'], r
 
 
 def _final_state(config, workdir):

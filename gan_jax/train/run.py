@@ -115,15 +115,17 @@ class Run:
   @property
   def final_resolution(self) -> int:
     """A progressive run's last resolution (0 for a plain run)."""
-    return self.phases[-1].resolution
+    return schedule_lib.final_resolution(self.config)
 
   def models(self, phase: Phase | None = None, alpha=None, axis_name: str | None = None):
-    """(G, D) of `phase` (default: the last); `alpha`: a progressive stage's fade-in weight;
-    `axis_name`: the data-parallel axis of BatchNorm and minibatch-stddev statistics."""
-    phase = phase or self.phases[-1]
-    if phase.resolution:
-      return progan.build(self.config.model, self.final_resolution, self.train_source.shape[-1], phase.stage,
-                          alpha, models.compute_dtype(self.config.train.dtype), axis_name)
+    """(G, D) of `phase` (default: the whole model, a progressive run's last stage); `alpha`: a
+    progressive stage's fade-in weight; `axis_name`: the data-parallel axis of BatchNorm and
+    minibatch-stddev statistics."""
+    final = self.final_resolution
+    if final:
+      stage = phase.stage if phase else progan.num_stages(final) - 1
+      return progan.build(self.config.model, final, self.train_source.shape[-1], stage, alpha,
+                          models.compute_dtype(self.config.train.dtype), axis_name)
     return models.build(self.config.model, self.source.shape, self.config.train.dtype, self.source.num_classes,
                         axis_name)
 
@@ -192,10 +194,11 @@ def build_run(config) -> Run:
   validate(config)
   phases = schedule_lib.phases(config)
   source = train_source = data_lib.make_source(config.data)
-  if phases[-1].resolution:
+  final = schedule_lib.final_resolution(config)
+  if final:
     if not source.is_image:
       raise UserError(f'progressive growing needs an image data set; data.name is {config.data.name!r}')
-    images = schedule_lib.fit_images(source.arrays['image'], phases[-1].resolution)
+    images = schedule_lib.fit_images(source.arrays['image'], final)
     train_source = dataclasses.replace(source, shape=images.shape[1:], arrays={**source.arrays, 'image': images})
   g_opt, d_opt = state_lib.make_optimizers(config)
   run = Run(config, source, train_source, phases, g_opt, d_opt)

@@ -143,6 +143,12 @@ def is_progressive(config) -> bool:
   return 'progressive' in config
 
 
+def final_resolution(config) -> int:
+  """A progressive run's last resolution, whatever train.steps cuts the schedule to (0: a plain run).
+  Its modules exist from the start, so the state has one shape throughout."""
+  return int(config.progressive.resolutions[-1]) if is_progressive(config) and config.progressive.resolutions else 0
+
+
 def _per_resolution(p, name: str, count: int, default) -> list:
   values = list(p[name]) if len(p[name]) else [default]
   if len(values) == 1:
