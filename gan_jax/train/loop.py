@@ -290,12 +290,12 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
     first = True
     while step < phase.end_step and live():
       state, sums = program(state, sums, batch, fade, keys)
+      step += 1
+      since_log += 1
       if first:  # Compilation is not training throughput.
         jax.block_until_ready(sums)
         progress.restart_clock(step)
         first = False
-      step += 1
-      since_log += 1
       for i in live():
         lanes[i].step = step
       if stop.received is not None:
