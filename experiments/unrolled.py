@@ -25,12 +25,13 @@ captured when it holds a high-quality sample, reverse KL of the captured-mode hi
 uniform one. Each evaluation also writes figures/modes_N.png (scatter over the real points and a
 mode histogram; W&B key eval/modes_figure).
 
-Models (sized for a CPU): G and D are MLPs with 2 ReLU hidden layers of 64 (Metz et al.: 128);
-z ~ N(0, I_64) (theirs 256); batch 256 (theirs 512); Adam lr 1e-3 decayed to 0 by a cosine over
-the run (`optim.decay`), betas 0.5 / 0.999 for both players (theirs lr 1e-4, constant);
-non-saturating G loss (theirs minimax). Width 128 cost the unrolled (k = 5) step 3x the time per
-iteration here; wider networks are compared in docs/results/unrolled.md. The budget
-is RING_STEPS / GRID_STEPS iterations.
+Models: Metz et al.'s 2D networks (their Appendix A): G z -> 128 -> 128 -> 2 (ReLU), D ONE ReLU
+hidden layer of 128 on its input points scaled by 1/4 (`model.d_hidden`, `model.d_layers`,
+`model.d_input_scale`); z ~ N(0, I_256); batch 512; Adam lr 1e-3 decayed to 0 by a cosine over the
+run (`optim.decay`), betas 0.5 / 0.999 for both players (theirs lr 1e-4, constant);
+non-saturating G loss (theirs minimax). `small`: the earlier protocol, G and D with 2 hidden
+layers of 64, z 64, batch 256, under which unrolling did not help (docs/results/unrolled.md).
+The budget is RING_STEPS / GRID_STEPS iterations.
 
 `compare` (the sweep of the table): on one mixture and with one budget of G updates, the
 non-saturating GAN (k = 0), unrolled k = 5 and k = 10, and WGAN-GP (Wasserstein loss, lambda 1
@@ -51,7 +52,7 @@ from gan_jax import config as config_lib
 from gan_jax import experiments
 from gan_jax.errors import UserError
 
-OPTIONS = ('ring', 'grid', 'stacked_mnist', 'd_quarter', 'd_half', 'compare', 'smoke')
+OPTIONS = ('ring', 'grid', 'stacked_mnist', 'd_quarter', 'd_half', 'small', 'compare', 'smoke')
 SEEDS = tuple(range(10))
 UNROLL_STEPS = (0, 1, 5, 10)
 RING_STEPS = 10_000
@@ -66,6 +67,8 @@ def _options(arg: str | None) -> frozenset[str]:
   options = experiments.parse_options('unrolled', arg, OPTIONS, exclusive=(('ring', 'grid', 'stacked_mnist'),))
   if ('d_quarter' in options or 'd_half' in options) and 'stacked_mnist' not in options:
     raise UserError('unrolled: d_quarter and d_half size the Stacked MNIST D; add stacked_mnist')
+  if 'small' in options and 'stacked_mnist' in options:
+    raise UserError('unrolled: small sizes the 2D networks; drop it for stacked_mnist')
   return options
 
 
@@ -85,12 +88,13 @@ def get_config(arg: str | None = None):
     eval_every = 5000
   else:
     c.data.name = 'grid' if 'grid' in options else 'ring'
-    c.data.batch_size = 256
     c.model.name = 'mlp'
     c.model.d_norm = 'none'
-    c.model.z_dim = 64
-    c.model.hidden = 64
-    c.model.layers = 2
+    if 'small' in options:  # The earlier protocol: G and D with 2 hidden layers of 64, z 64, batch 256.
+      c.data.batch_size, c.model.z_dim, c.model.hidden, c.model.layers = 256, 64, 64, 2
+    else:  # Metz et al.'s 2D networks: G z -> 128 -> 128 -> 2; D one hidden layer of 128 on inputs / 4.
+      c.data.batch_size, c.model.z_dim, c.model.hidden, c.model.layers = 512, 256, 128, 2
+      c.model.d_hidden, c.model.d_layers, c.model.d_input_scale = 128, 1, 0.25
     c.optim.g.lr = c.optim.d.lr = 1e-3
     c.optim.decay = 'cosine'  # To 0 over the run: the samples sharpen onto the modes as the steps shrink.
     c.train.steps = GRID_STEPS if c.data.name == 'grid' else RING_STEPS

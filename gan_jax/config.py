@@ -3,7 +3,8 @@
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
   data   name, dir, split, batch_size, on_device
-  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, upsample,
+  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, d_hidden,
+         d_layers, d_input_scale (MLP D), upsample,
          g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
   loss   one of gan_jax.losses.LOSSES
   acgan  weight, d_fake: the AC-GAN classification terms (model.d_cond='acgan')
@@ -44,8 +45,11 @@ def base() -> ConfigDict:
       d_channels=64,      # DCGAN: channels of D's first layer (doubles with depth).
       d_norm='batch',     # D's hidden-layer normalization: 'batch', 'layer', 'spectral' or 'none'.
       d_minibatch='',     # before D's last layer: '', 'stddev' (ProGAN) or 'discrimination' (Salimans).
-      hidden=128,         # MLP: hidden width.
-      layers=3,           # MLP: hidden layers.
+      hidden=128,         # MLP: hidden width (G's, and D's unless d_hidden is set).
+      layers=3,           # MLP: hidden layers (G's, and D's unless d_layers is set).
+      d_hidden=0,         # MLP: D's hidden width (0: model.hidden).
+      d_layers=0,         # MLP: D's hidden layers (0: model.layers).
+      d_input_scale=1.0,  # MLP: D multiplies its input points by this first (Metz et al.'s 2D D: 1/4).
       upsample='transpose',  # G's stride-2 4x4 transposed convs: 'transpose' or 'subpixel' (same math; models/upsample.py).
       g_cond='',          # class conditioning of G: '' (none), 'concat' (label embedding + z) or 'cbn'.
       d_cond='',          # of D: '' (none), 'concat' (label maps), 'projection' or 'acgan'.

@@ -1,6 +1,7 @@
 """Model shapes and the DCGAN rules."""
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
@@ -60,3 +61,21 @@ def test_bad_model_configs(shape, overrides, message):
 def test_unknown_dtype():
   with pytest.raises(UserError, match='unknown train.dtype'):
     models.build(config_lib.base().model, (28, 28, 1), 'float16')
+
+
+def test_mlp_discriminator_has_its_own_width_depth_and_input_scale():
+  """model.d_hidden / d_layers size D apart from G; d_input_scale multiplies D's input first."""
+  c = config_lib.base().model
+  c.update(name='mlp', d_norm='none', hidden=16, layers=2, d_hidden=8, d_layers=1, d_input_scale=0.25)
+  g, d = models.build(c, (2,))
+  x = jax.random.normal(jax.random.key(0), (5, 2))
+  g_params = g.init(jax.random.key(1), jnp.zeros((1, c.z_dim)))['params']
+  d_params = d.init(jax.random.key(2), x)['params']
+  assert [g_params[k]['kernel'].shape for k in sorted(g_params)] == [(c.z_dim, 16), (16, 16), (16, 2)]
+  assert [d_params[k]['kernel'].shape for k in sorted(d_params)] == [(2, 8), (8, 1)]
+  unscaled = models.mlp.Discriminator(8, 1, 'none')
+  np.testing.assert_allclose(d.apply({'params': d_params}, x), unscaled.apply({'params': d_params}, 0.25 * x),
+                             rtol=1e-6)
+  assert not np.allclose(d.apply({'params': d_params}, x), unscaled.apply({'params': d_params}, x))
+  with pytest.raises(UserError, match='d_input_scale > 0'):
+    models.build(config_lib.ConfigDict({**c.to_dict(), 'd_input_scale': 0.0}), (2,))

@@ -151,11 +151,15 @@ def test_options_and_sweeps():
   assert (ring.data.name, grid.data.name, ring.model.name, ring.unroll.steps) == ('ring', 'grid', 'mlp', 5)
   assert ring.eval.metrics == ('modes',) and ring.eval.mixture_samples == 2500
   assert (ring.optim.decay, grid.optim.decay, ring.train.steps) == ('cosine', 'cosine', 10_000)
+  m = ring.model  # Metz et al.'s 2D networks; `small` the earlier width-64 ones for both players.
+  assert (m.hidden, m.layers, m.d_hidden, m.d_layers, m.d_input_scale, m.z_dim) == (128, 2, 128, 1, 0.25, 256)
+  small = experiments.load_config('unrolled:ring,small').model
+  assert (small.hidden, small.layers, small.d_hidden, small.d_layers, small.d_input_scale) == (64, 2, 0, 0, 1.0)
   quarter = experiments.load_config('unrolled:stacked_mnist')
   half = experiments.load_config('unrolled:stacked_mnist,d_half')
   assert (quarter.model.g_channels, quarter.model.d_channels, half.model.d_channels) == (64, 16, 32)
   assert quarter.eval.metrics == ('stacked_modes',)
-  for bad in ('unrolled:nope', 'unrolled:ring,grid', 'unrolled:ring,d_half'):
+  for bad in ('unrolled:nope', 'unrolled:ring,grid', 'unrolled:ring,d_half', 'unrolled:stacked_mnist,small'):
     with pytest.raises(UserError, match='unrolled'):
       experiments.load_config(bad)
   module = experiments.load_module('unrolled')

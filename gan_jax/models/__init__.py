@@ -70,8 +70,12 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
     if is_conditional(model_config):
       raise UserError("model mlp is unconditional; use --config.model.name=dcgan or set model.g_cond='' and "
                       "model.d_cond=''")
-    return (mlp.Generator(example_shape[0], model_config.hidden, model_config.layers, dtype),
-            mlp.Discriminator(model_config.hidden, model_config.layers, model_config.d_norm, dtype))
+    m = model_config
+    if m.d_hidden < 0 or m.d_layers < 0 or not m.d_input_scale > 0:
+      raise UserError(f'model.d_hidden and model.d_layers must be >= 0 (0: as G) and model.d_input_scale > 0 '
+                      f'(got {m.d_hidden}, {m.d_layers}, {m.d_input_scale})')
+    return (mlp.Generator(example_shape[0], m.hidden, m.layers, dtype),
+            mlp.Discriminator(m.d_hidden or m.hidden, m.d_layers or m.layers, m.d_norm, dtype, m.d_input_scale))
   if name == 'progan':
     raise UserError('model progan grows through a schedule (config.progressive): start from --exp=progan')
   raise UserError(f'unknown model {name!r}; choose one of {", ".join(MODELS)} (--config.model.name=NAME)')

@@ -26,12 +26,14 @@ class Discriminator(nn.Module):
   """points [B, D] -> logits [B] (float32).
 
   norm: 'none', 'layer' (LayerNorm after each hidden layer) or 'spectral' (every layer divided
-  by its largest singular value). With `features=True` returns (logits, last hidden features).
+  by its largest singular value). input_scale multiplies the input points first. With
+  `features=True` returns (logits, last hidden features).
   """
   hidden: int = 128
   layers: int = 3
   norm: str = 'none'
   dtype: jnp.dtype = jnp.float32
+  input_scale: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, features: bool = False):
@@ -39,6 +41,8 @@ class Discriminator(nn.Module):
       layer = nn.Dense(width, dtype=self.dtype)
       return layers.SpectralNorm(layer)(x, update_stats=train) if self.norm == 'spectral' else layer(x)
 
+    if self.input_scale != 1.0:
+      x = x * self.input_scale
     for _ in range(self.layers):
       x = dense(self.hidden, x)
       if self.norm == 'layer':
