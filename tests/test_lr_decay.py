@@ -1,5 +1,4 @@
 """optim.decay: each player's Adam step scaled by a linear or cosine schedule over its own updates."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -7,7 +6,6 @@ import pytest
 
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError
-from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from gan_jax.train import state as state_lib
 

@@ -10,7 +10,6 @@ import dataclasses
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from gan_jax import data as data_lib

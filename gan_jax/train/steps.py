@@ -28,7 +28,7 @@ device's slice of one draw for the global batch (gan_jax.draws), so a data-paral
 what a single-device step computes from the same key.
 """
 import dataclasses
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax
