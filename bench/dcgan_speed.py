@@ -7,9 +7,9 @@
   python bench/dcgan_speed.py --preset=dcgan64 --only=ns128 --dtypes=float32 --torch=eager --iters=3 --repeats=3
 
 One iteration = d_steps D updates + one G update with Adam, real batches drawn on the device from a
-synthetic uint8 set (speed does not depend on pixel values). JAX: gan_jax's own train step
-(steps.make_train_step + make_iteration, G's upsampling as configured by default). PyTorch: bench/torch_dcgan.py, the
-same networks with nn.ConvTranspose2d, eager (and torch.compile of both networks where it works);
+synthetic uint8 set (speed does not depend on pixel values). JAX: gan_jax's own train step in the
+program of gan_jax/train/program.py, G's upsampling as configured by default. PyTorch:
+bench/torch_dcgan.py, the same networks with nn.ConvTranspose2d, eager (and torch.compile of both networks where it works);
 bf16 is torch.autocast there. The implementations' timed blocks are interleaved, so load from other
 processes on a shared machine affects both alike; medians of --repeats blocks of --iters iterations.
 FLOP/s: XLA's cost analysis of the compiled JAX iteration / its time, against the device's dense peak
