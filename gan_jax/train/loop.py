@@ -296,9 +296,8 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
         jax.block_until_ready(sums)
         progress.restart_clock(step)
         first = False
-      for i in live():
-        lanes[i].step = step
       if stop.received is not None:
+        _set_step(lanes, step)
         message = (f'{signal.Signals(stop.received).name} at step {step}: checkpoint written; rerun the same '
                    'command to resume')
         for i in live():
@@ -310,6 +309,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
       due = Due.at(config, step, total, evaluator is not None, phase_end=step == phase.end_step)
       if not due:
         continue
+      _set_step(lanes, step)
       host_sums = jax.device_get(sums)
       means = {}
       for i in live():
@@ -337,11 +337,20 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
       if due.eval and live():
         evaluate_lanes(step)
         progress.restart_clock(step)  # Evaluation time is not training throughput.
+  _set_step(lanes, step)
   for lane in lanes:
     lane.compilations = len(programs)
     lane.images_seen = schedule_lib.progress_at(phases, lane.step).get('images_seen', lane.step * phases[0].batch.size)
     if lane.live:
       lane.end('finished')
+
+
+def _set_step(lanes: list[Lane], step: int) -> None:
+  """Records `step` as the last completed iteration of the live lanes (at log/checkpoint steps and
+  when stopping, not in the per-iteration hot path)."""
+  for lane in lanes:
+    if lane.live:
+      lane.step = step
 
 
 def _with_phase_learning_rates(state, lanes: list[Lane], phase, single: bool):
