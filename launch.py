@@ -11,7 +11,8 @@ Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.p
 Several processes (hosts) training one run: start the same command on each, adding
   --coordinator=HOST:PORT --num_processes=N --process_id=I   (or $JAX_COORDINATOR_ADDRESS,
   $JAX_NUM_PROCESSES, $JAX_PROCESS_ID; --coordinator=auto detects SLURM / Cloud TPU / Open MPI).
-Mistakes a user can fix print one line `error: ...` and exit with status 2.
+Mistakes a user can fix print one line `error: ...` and exit with status 2; so does a launch on a
+--workdir that another process is training (one writer per run directory: gan_jax/workdir_lock.py).
 """
 import datetime
 import json
@@ -28,6 +29,7 @@ from gan_jax import config as config_lib
 from gan_jax import experiments as experiments_lib
 from gan_jax import logging as run_log
 from gan_jax import sweep_runners
+from gan_jax import workdir_lock
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -118,8 +120,13 @@ def from_checkpoint(mode: str) -> int:
     config = config_lib.apply_overrides(from_checkpoint_lib.saved_config(workdir), _overrides)
   if mode == 'eval' and FLAGS['labels'].present:
     raise UserError('--labels needs --mode=sample (evaluation draws labels uniformly over the classes)')
+  live = workdir_lock.holder(workdir)
+  if live:
+    print(f'note: {workdir} is being trained by {live.describe()}; reading its latest checkpoint without '
+          'taking its lock' + (' (results printed, not appended to its eval.jsonl)' if mode == 'eval' else ''),
+          file=sys.stderr)
   if mode == 'eval':
-    print(json.dumps(from_checkpoint_lib.evaluate(config, workdir)))
+    print(json.dumps(from_checkpoint_lib.evaluate(config, workdir, append=not live)))
   else:
     out = from_checkpoint_lib.sample(config, workdir, FLAGS.num_samples, FLAGS.out or workdir / 'samples.npz',
                                      FLAGS.labels)

@@ -14,12 +14,17 @@ from gan_jax.errors import UserError
 
 
 class Checkpointer:
-  """Saves and restores one run's states, keeping the newest `keep`."""
+  """Saves and restores one run's states, keeping the newest `keep`.
 
-  def __init__(self, directory: pathlib.Path, keep: int = 3):
+  `read_only`: only restores, and neither creates nor cleans anything in `directory` (so it may
+  read a run that another process is writing).
+  """
+
+  def __init__(self, directory: pathlib.Path, keep: int = 3, read_only: bool = False):
     self.directory = pathlib.Path(directory).resolve()
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    options = (ocp.CheckpointManagerOptions(read_only=True, max_to_keep=None, save_interval_steps=0) if read_only
+               else ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def save(self, step: int, state) -> None:
     """Starts writing `state` as checkpoint `step` (finished in the background)."""

@@ -15,7 +15,12 @@ Sweep directory (default runs/<exp>/sweep-<timestamp>; pass the same --workdir t
 Resuming: members whose status.json says finished (at their configured step count) are skipped;
 the others rerun in their workdirs, so they resume from their last checkpoints. A member that
 crashes or diverges is recorded as failed with its error, and the sweep goes on; the sweep exits
-with status 1 when any member failed. Two sweep processes must not share a sweep directory.
+with status 1 when any member failed.
+
+One writer per member: a runner claims each member's workdir lock (gan_jax/workdir_lock.py) just
+before training it, so two launches on one sweep directory (a second terminal, a requeued job)
+split the members: each skips the members the other is training or has finished, and no member is
+trained twice. Sweeps over several machines go through the W&B sweep controller (--wandb_sweep).
 
 Runners (RUNNERS; each is `fn(jobs, table, options)`, runs every job and reports each one to
 `table.started` / `table.finished`):
@@ -28,6 +33,7 @@ Runners (RUNNERS; each is `fn(jobs, table, options)`, runs every job and reports
 Every runner trains through the same gan_jax.train.loop.train.
 """
 import collections
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -45,9 +51,11 @@ from absl import logging
 from gan_jax import config as config_lib
 from gan_jax import experiments as experiments_lib
 from gan_jax import sweep as sweep_lib
+from gan_jax import workdir_lock
 from gan_jax.errors import UserError
 
 LAUNCH = pathlib.Path(__file__).resolve().parents[1] / 'launch.py'
+IN_USE = ' is in use by '  # In the error line of a member process refused by workdir_lock.
 
 
 @dataclasses.dataclass
@@ -159,7 +167,15 @@ def write_sweep_json(sweep: Sweep) -> None:
   sweep.directory.mkdir(parents=True, exist_ok=True)
   record = {'name': sweep.name, 'exp': sweep.exp, 'overrides': [list(o) for o in sweep.base_overrides],
             'spec': sweep.spec}
-  (sweep.directory / 'sweep.json').write_text(json.dumps(record, indent=2, default=_json_default) + '\n')
+  _write_atomically(sweep.directory / 'sweep.json', json.dumps(record, indent=2, default=_json_default) + '\n')
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+  """Writes `path` through a temporary file of this process's own, so a concurrent sweep process
+  on the same directory reads either the old or the new file, never half of one."""
+  tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
+  tmp.write_text(text)
+  tmp.replace(path)
 
 
 def read_status(workdir: pathlib.Path) -> dict | None:
@@ -181,7 +197,9 @@ def is_finished(job: Job) -> bool:
 class Table:
   """sweep.jsonl: one line per member of the whole expansion, rewritten (atomically) on every change.
 
-  Members this process does not run keep what their status.json (or the previous sweep.jsonl) says.
+  Members this process does not run show what their status.json says at each write (another sweep
+  process may be training them), else what the previous sweep.jsonl said. `elsewhere`: members
+  skipped because another process held them (name -> the holder, described).
   """
 
   def __init__(self, sweep: Sweep):
@@ -206,6 +224,7 @@ class Table:
         row.update(_status_fields(status))
       self.rows[member.name] = row
     self._started: dict[str, float] = {}
+    self.elsewhere: dict[str, str] = {}
 
   def started(self, job: Job) -> None:
     self._set(job, status='running', error='')
@@ -225,6 +244,13 @@ class Table:
   def skipped(self, job: Job) -> None:
     self._set(job, **_status_fields(read_status(job.workdir)))
 
+  def held_elsewhere(self, job: Job, holder: str) -> None:
+    """Records a member skipped because another process is training it."""
+    self._started.pop(job.member.name, None)
+    self.elsewhere[job.member.name] = holder
+    logging.info('sweep: %s skipped: trained by %s', job.member.name, holder)
+    self._set(job, **_status_fields(read_status(job.workdir) or {'status': 'running'}))
+
   def status(self, job: Job) -> str:
     return self.rows[job.member.name]['status']
 
@@ -233,11 +259,14 @@ class Table:
     self.write()
 
   def write(self) -> None:
+    for name, row in self.rows.items():
+      if name not in self._started:
+        status = read_status(self.path.parent / row['workdir'])
+        if status:
+          row.update(_status_fields(status))
     self.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = self.path.with_suffix('.jsonl.tmp')
     lines = [json.dumps(row, default=_json_default) for row in sorted(self.rows.values(), key=lambda r: r['index'])]
-    tmp.write_text(''.join(line + '\n' for line in lines))
-    tmp.replace(self.path)
+    _write_atomically(self.path, ''.join(line + '\n' for line in lines))
 
 
 def _json_default(value):
@@ -268,21 +297,38 @@ def _failure(job: Job, e: BaseException) -> str:
   return f'{type(e).__name__}: {e}'
 
 
+def _claim(job: Job, table: Table, claims: contextlib.ExitStack) -> bool:
+  """Takes the member's workdir lock into `claims`. False (recorded in the table) when another
+  process holds it or has finished the member since this sweep started."""
+  try:
+    claims.enter_context(workdir_lock.hold(job.workdir))
+  except workdir_lock.InUse as e:
+    table.held_elsewhere(job, e.holder.describe())
+    return False
+  if is_finished(job):
+    table.skipped(job)
+    return False
+  return True
+
+
 def run_sequential(jobs: list[Job], table: Table, options: RunnerOptions) -> None:
   """Runs the members one after another in this process."""
   del options
   from gan_jax.train import loop
   for job in jobs:
-    table.started(job)
-    try:
-      loop.train_and_evaluate(job.config, job.workdir)
-      table.finished(job, 'finished')
-    except KeyboardInterrupt:
-      table.finished(job, 'interrupted')
-      raise
-    except Exception as e:  # A crashing member is recorded and the sweep goes on.
-      logging.debug('%s', traceback.format_exc())
-      table.finished(job, 'failed', _failure(job, e))
+    with contextlib.ExitStack() as claims:
+      if not _claim(job, table, claims):
+        continue
+      table.started(job)
+      try:
+        loop.train_and_evaluate(job.config, job.workdir)
+        table.finished(job, 'finished')
+      except KeyboardInterrupt:
+        table.finished(job, 'interrupted')
+        raise
+      except Exception as e:  # A crashing member is recorded and the sweep goes on.
+        logging.debug('%s', traceback.format_exc())
+        table.finished(job, 'failed', _failure(job, e))
 
 
 def local_gpus() -> list[str]:
@@ -389,6 +435,9 @@ def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None
         if slot in running or not queue:
           continue
         job = queue.popleft()
+        with contextlib.ExitStack() as probe:  # Released at once: the member's process takes the lock itself.
+          if not _claim(job, table, probe):
+            continue
         log_path = job.workdir.parent / 'logs' / f'{job.member.name}.log'
         log_path.parent.mkdir(parents=True, exist_ok=True)
         table.started(job)
@@ -406,12 +455,15 @@ def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None
           continue
         del running[slot]
         status = read_status(job.workdir) or {}
+        error = _log_error(log_path, returncode)
         if returncode == 0 and status.get('status') == 'finished':
           table.finished(job, 'finished')
+        elif returncode == 2 and IN_USE in error:  # Claimed by another sweep process after the probe.
+          table.held_elsewhere(job, error.split(IN_USE, 1)[1].split(';')[0])
         elif status.get('status') in ('diverged', 'failed'):
           table.finished(job, 'failed', _status_fields(status)['error'])
         else:
-          table.finished(job, 'failed', _log_error(log_path, returncode))
+          table.finished(job, 'failed', error)
   except BaseException:
     for process, job, _ in running.values():
       process.terminate()
@@ -431,34 +483,42 @@ def run_vectorized(jobs: list[Job], table: Table, options: RunnerOptions) -> Non
   the sweep goes on with the next group.
   """
   del options
-  from gan_jax.train import loop
   from gan_jax.train import program
   for group in program.group_by_program([job.config for job in jobs]):
-    members = [jobs[i] for i in group]
-    logging.info('sweep: %d member(s) as one vectorized program: %s', len(members),
-                 ', '.join(job.member.name for job in members))
-    for job in members:
-      table.started(job)
-    pending = dict(enumerate(members))
+    with contextlib.ExitStack() as claims:
+      members = [jobs[i] for i in group if _claim(jobs[i], table, claims)]
+      if members:
+        _run_group(members, table)
 
-    def done(position: int, status: str, error: str) -> None:
-      table.finished(pending.pop(position), status, error)
 
-    try:
-      loop.train([job.config for job in members], [job.workdir for job in members], on_done=done)
-    except KeyboardInterrupt:
-      for job in pending.values():
-        table.finished(job, 'interrupted')
-      raise
-    except Exception as e:  # A crashing group is recorded and the sweep goes on.
-      logging.debug('%s', traceback.format_exc())
-      for job in pending.values():
-        table.finished(job, 'failed', _failure(job, e))
+def _run_group(members: list[Job], table: Table) -> None:
+  """Trains `members` (claimed by this process) as the lanes of one program."""
+  from gan_jax.train import loop
+  logging.info('sweep: %d member(s) as one vectorized program: %s', len(members),
+               ', '.join(job.member.name for job in members))
+  for job in members:
+    table.started(job)
+  pending = dict(enumerate(members))
+
+  def done(position: int, status: str, error: str) -> None:
+    table.finished(pending.pop(position), status, error)
+
+  try:
+    loop.train([job.config for job in members], [job.workdir for job in members], on_done=done)
+  except KeyboardInterrupt:
+    for job in pending.values():
+      table.finished(job, 'interrupted')
+    raise
+  except Exception as e:  # A crashing group is recorded and the sweep goes on.
+    logging.debug('%s', traceback.format_exc())
+    for job in pending.values():
+      table.finished(job, 'failed', _failure(job, e))
 
 
 # Name -> runner. A runner gets the jobs still to run (finished members are already skipped),
-# the sweep's Table and the RunnerOptions; it must call table.started(job) and
-# table.finished(job, status, error) for each job and let KeyboardInterrupt through.
+# the sweep's Table and the RunnerOptions; it must claim each job (`_claim`) right before training
+# it, call table.started(job) and table.finished(job, status, error) for each job it trains, and
+# let KeyboardInterrupt through.
 # launch.py's --runner choices are this dict's keys.
 RUNNERS: dict[str, Callable[[list[Job], Table, RunnerOptions], None]] = {
     'sequential': run_sequential,
@@ -561,10 +621,15 @@ def launch(exp: str, overrides: list[tuple[str, str]], directory: str | None = N
     print(f'sweep interrupted; rerun the same command (with --workdir={sweep.directory}) to resume',
           file=sys.stderr)
     return 130
+  table.write()  # Refreshes the members other processes trained.
   rows = [table.rows[job.member.name] for job in sweep.jobs]
-  failed = [r for r in rows if r['status'] != 'finished']
-  print(f'sweep {sweep.name}: {len(rows) - len(failed)} of {len(rows)} member(s) finished; '
-        f'table in {table.path}')
+  finished = [r for r in rows if r['status'] == 'finished']
+  elsewhere = [r for r in rows if r['name'] in table.elsewhere and r['status'] != 'finished']
+  failed = [r for r in rows if r['status'] != 'finished' and r['name'] not in table.elsewhere]
+  skipped = f'; {len(table.elsewhere)} skipped as another process was training them' if table.elsewhere else ''
+  print(f'sweep {sweep.name}: {len(finished)} of {len(rows)} member(s) finished{skipped}; table in {table.path}')
+  for row in elsewhere:
+    print(f'  {row["name"]}: being trained by {table.elsewhere[row["name"]]}')
   for row in failed:
     print(f'  {row["name"]}: {row["status"]} at step {row["step"]}: {row["error"]}')
   return 1 if failed else 0

@@ -1,7 +1,11 @@
 """What `launch.py --mode=eval|sample` does with a trained run's latest checkpoint.
 
-  evaluate(config, workdir)                 -> the config.eval.metrics results, appended to eval.jsonl
+  evaluate(config, workdir, append)         -> the config.eval.metrics results (appended to eval.jsonl)
   sample(config, workdir, num_samples, out, labels) -> writes an .npz of generated samples
+
+Both only read the run (checkpoints opened read-only, no lock taken), so they work on a run that
+another process is training; evaluating such a run must not append to the eval.jsonl its trainer
+writes (launch.py passes append=False then).
 
 `config` is the run's config (its saved config.json, or the experiment's with overrides); keys
 that change shapes must match the saved ones, as when resuming. Progressive (ProGAN) runs are
@@ -10,6 +14,7 @@ read at the stage and fade-in weight of their checkpoint's step, as training eva
 import dataclasses
 import json
 import pathlib
+import time
 from typing import Callable
 
 import jax
@@ -28,6 +33,7 @@ from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
 
+LIST_ATTEMPTS = 5
 SAMPLE_KEY_SALT = 0x53414D  # Samples come from fold_in(key(seed), salt), apart from training and eval.
 
 
@@ -66,11 +72,21 @@ class Trained:
 
 
 def _restore(workdir: pathlib.Path, template: state_lib.GANState) -> state_lib.GANState:
-  checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints')
-  try:
-    state = checkpoints.restore_latest(template)
-  finally:
-    checkpoints.close()
+  """The run's newest checkpoint. A live run's trainer may delete its oldest checkpoint while the
+  list is read: the read is then retried (LIST_ATTEMPTS times)."""
+  for attempt in range(LIST_ATTEMPTS):
+    try:
+      checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', read_only=True)
+      try:
+        state = checkpoints.restore_latest(template)
+      finally:
+        checkpoints.close()
+      break
+    except FileNotFoundError:
+      if attempt == LIST_ATTEMPTS - 1:
+        raise UserError(f'the checkpoints in {workdir / "checkpoints"} kept changing while being read; '
+                        'try again') from None
+      time.sleep(0.2)
   if state is None:
     raise UserError(f'{workdir / "checkpoints"} holds no checkpoint yet; train first (--mode=train)')
   return state
@@ -96,8 +112,9 @@ def load_latest(config, workdir: pathlib.Path) -> Trained:
                  schedule_lib.progress_at(run.phases, step))
 
 
-def evaluate(config, workdir: pathlib.Path) -> dict[str, float]:
-  """Evaluates the latest checkpoint on config.eval.metrics; appends {'step', ...} to eval.jsonl.
+def evaluate(config, workdir: pathlib.Path, append: bool = True) -> dict[str, float]:
+  """Evaluates the latest checkpoint on config.eval.metrics; with `append`, appends {'step', ...}
+  to the run's eval.jsonl.
 
   The draws are those training's evaluation makes at the same step, so the numbers match.
   """
@@ -107,8 +124,9 @@ def evaluate(config, workdir: pathlib.Path) -> dict[str, float]:
   trained = load_latest(config, workdir)
   evaluator = evaluator_lib.Evaluator(config, trained.source)
   results = evaluator(trained.generate, loop.eval_key(config.train.seed, trained.step))
-  log_lib.RunLogger(workdir, {}, config_lib.ConfigDict({'wandb': 'disabled'})).write(
-      trained.step, {**results, **trained.progress}, name='eval')
+  if append:
+    log_lib.RunLogger(workdir, {}, config_lib.ConfigDict({'wandb': 'disabled'})).write(
+        trained.step, {**results, **trained.progress}, name='eval')
   return {'step': trained.step, **results}
 
 

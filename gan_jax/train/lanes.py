@@ -1,6 +1,7 @@
 """One run of a program (a lane): its workdir, logger, checkpoints, health checks and status.
 
 A single run is the one-lane case; a vectorized group is N lanes of one program. Run directory:
+  lock               held by the one process training the run (gan_jax/workdir_lock.py): pid, host, since
   config.json        the resolved config (a rerun on the same workdir resumes; shape changes refused)
   status.json        {'status': running|finished|interrupted|diverged|failed, 'step', 'message'[, 'restarts']}
   metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec (progressive
@@ -28,6 +29,7 @@ from gan_jax import config as config_lib
 from gan_jax import data as data_lib
 from gan_jax import logging as log_lib
 from gan_jax import plots
+from gan_jax import workdir_lock
 from gan_jax.errors import UserError
 from gan_jax.train import parallel
 from gan_jax.train import state as state_lib
@@ -90,30 +92,36 @@ class Health:
     return None
 
 
-def prepare_workdir(config, workdir: pathlib.Path) -> pathlib.Path:
-  """Creates the run directory or checks that resuming into it is safe; writes config.json.
+def check_workdir(config, workdir: pathlib.Path) -> None:
+  """Checks, reading only, that `workdir` is new, empty or a run `config` may resume.
 
   Raises:
     UserError if the directory holds something that is not a gan_jax run, or a run whose saved
     config differs in a shape-changing key (the message names the keys).
   """
   workdir = pathlib.Path(workdir)
-  current = config_lib.to_dict(config)
   config_file = workdir / 'config.json'
   if config_file.exists():
     try:
       saved = json.loads(config_file.read_text())
     except json.JSONDecodeError as e:
       raise UserError(f'{config_file} is not valid JSON ({e}); fix it or use a new --workdir') from None
-    diffs = config_lib.shape_differences(saved, current)
+    diffs = config_lib.shape_differences(saved, config_lib.to_dict(config))
     if diffs:
       raise UserError(f'workdir {workdir} holds a run whose config differs in keys that change shapes '
                       f'({"; ".join(diffs)}); use a new --workdir or the saved values')
-  elif workdir.exists() and any(workdir.iterdir()):
+  elif workdir.exists() and any(p.name != workdir_lock.LOCK_FILE for p in workdir.iterdir()):
     raise UserError(f'workdir {workdir} is not empty and holds no gan_jax run (no config.json); '
                     'choose a new --workdir')
+
+
+def prepare_workdir(config, workdir: pathlib.Path) -> pathlib.Path:
+  """Creates the run directory (or checks that resuming into it is safe: `check_workdir`) and
+  writes config.json. The caller holds the directory's lock (gan_jax/workdir_lock.py)."""
+  workdir = pathlib.Path(workdir)
+  check_workdir(config, workdir)
   (workdir / 'samples').mkdir(parents=True, exist_ok=True)
-  config_file.write_text(json.dumps(current, indent=2, sort_keys=True) + '\n')
+  (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True) + '\n')
   return workdir
 
 

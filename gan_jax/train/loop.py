@@ -1,6 +1,7 @@
 """The one host loop: `train(configs, workdirs)` for every family, device count and runner.
 
     run      = build_run(config)                      data, schedule (phases), optimizers, models per phase
+    lock     = each run directory's one-writer lock    held by process 0 until the run ends (workdir_lock.py)
     lanes    = one Lane per run                        workdir, logger, checkpoints, health, status
     layout   = where the lanes execute                 one device, data parallel, or runs over devices
     for each phase of the schedule:                    a plain run has one; ProGAN one per fade-in/stable period
@@ -20,6 +21,7 @@ trained as separate groups, each exactly as it would continue alone.
 SIGTERM / SIGINT: the iteration in flight finishes, every live lane is checkpointed at that step and
 marked interrupted, and Interrupted is raised. Rerunning resumes bit-identically.
 """
+import contextlib
 import pathlib
 import signal
 import threading
@@ -32,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import logging as log_lib
+from gan_jax import workdir_lock
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.train import parallel
@@ -39,7 +42,7 @@ from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
-from gan_jax.train.lanes import Due, Lane, fixed_sample_inputs, write_samples
+from gan_jax.train.lanes import Due, Lane, check_workdir, fixed_sample_inputs, write_samples
 from gan_jax.train.progress import Progress
 
 EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt), apart from training's.
@@ -153,7 +156,8 @@ def train(configs: list, workdirs: list, on_done: OnDone | None = None, restarts
 
   Raises:
     UserError for bad input (before any workdir is touched) or configs that do not share a program;
-    Interrupted after SIGTERM/SIGINT; whatever training raises (live runs are then marked failed).
+    workdir_lock.InUse (a UserError) when another process trains one of the workdirs; Interrupted
+    after SIGTERM/SIGINT; whatever training raises (live runs are then marked failed).
   """
   if len({program_lib.program_key(c) for c in configs}) != 1:
     raise UserError('runs trained as one program must differ only in '
@@ -163,6 +167,22 @@ def train(configs: list, workdirs: list, on_done: OnDone | None = None, restarts
   run = run_lib.build_run(configs[0])
   # Built before any workdir is touched: unknown metrics or missing classifier files fail first.
   evaluator = evaluator_lib.Evaluator(configs[0], run.source) if configs[0].eval.metrics and parallel.is_main() else None
+  with contextlib.ExitStack() as locks:
+    try:
+      if parallel.is_main():  # One writer per run directory; the other processes never write it.
+        for config, workdir in zip(configs, workdirs):
+          check_workdir(config, workdir)  # Read-only: a refused run leaves no lock file behind.
+          locks.enter_context(workdir_lock.hold(workdir))
+    except UserError:
+      parallel.agree(False)
+      raise
+    parallel.agree(True)
+    return _train_locked(run, evaluator, configs, workdirs, on_done, restarts)
+
+
+def _train_locked(run: run_lib.Run, evaluator, configs: list, workdirs: list, on_done: OnDone | None,
+                  restarts: int) -> list[dict[str, Any]]:
+  """`train` once process 0 holds the workdirs' locks."""
   lanes = [Lane.open(c, pathlib.Path(w), restarts) for c, w in zip(configs, workdirs)]
   parallel.sync('workdirs prepared')
   on_done = on_done or (lambda *_: None)

@@ -53,6 +53,16 @@ def sync(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def agree(ok: bool) -> None:
+  """Process 0 tells the others whether a step only it performs succeeded (it passes `ok`; the
+  others' value is ignored); they raise UserError when it did not, rather than waiting for it at
+  the next barrier forever."""
+  if jax.process_count() == 1:
+    return
+  if not bool(multihost_utils.broadcast_one_to_all(np.int32(ok))):
+    raise UserError('process 0 refused to start the run; its output says why')
+
+
 def replicate(tree, mesh: jax.sharding.Mesh):
   """A copy of `tree` on every device of `mesh` (every process must pass the same values)."""
   sharding = jax.sharding.NamedSharding(mesh, P())
