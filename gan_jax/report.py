@@ -7,7 +7,8 @@ status.json, metrics.jsonl, eval.jsonl), so it works with W&B offline or disable
   DIR/report.csv           the same numbers at full precision: <metric>_<final|best>_<mean|std>
   DIR/report_plots/*.png   each metric against steps (against images seen when every run logs
                            `images_seen`, as progressive runs do): one line per configuration
-                           (mean over seeds) with a band of +- one standard deviation over seeds
+                           (mean over seeds) with a band of +- one standard deviation over seeds;
+                           each eval metric also against training wall time (`train_seconds`)
 
 Runs are grouped by the config fields that differ between them, ignoring train.seed and log.*
 (a sweep's swept fields). Per configuration: the final value (last logged step) and the best value
@@ -38,10 +39,11 @@ SEED_KEY = 'train.seed'
 TRAIN_METRICS = ('d_loss', 'g_loss')
 _LOWER_IS_BETTER = ('fd', 'fid', 'kid', 'kl', 'loss', 'dist', 'error')  # Substrings of metric names.
 _SKIP_DIRS = {'checkpoints', 'samples', 'wandb', 'logs', 'report_plots', 'jax_cache'}
+TIME_KEY = 'train_seconds'  # Eval metrics are also plotted against it when every run logs it.
 IMAGES_KEY = 'images_seen'  # The plots' x-axis when every run logs it with its metrics.
-# Logged beside the metrics by progressive runs (gan_jax.train.progressive): where the run is, not how
-# well it does; the table shows only the final images seen and the plots use it as their x-axis.
-PROGRESS_KEYS = (IMAGES_KEY, 'resolution', 'alpha')
+# Logged beside the metrics: where the run is, not how well it does. The table shows only the final
+# images seen (progressive runs) and training wall time; the plots use them as x-axes.
+PROGRESS_KEYS = (IMAGES_KEY, 'resolution', 'alpha', TIME_KEY)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -175,6 +177,8 @@ def summarize(runs: list[Run]) -> dict:
   if any(IMAGES_KEY in run.eval for run in runs):
     columns.append((IMAGES_KEY, 'final', 'eval'))
   columns += [(m, 'final', 'train') for m in TRAIN_METRICS if any(m in run.train for run in runs)]
+  if any(TIME_KEY in run.train for run in runs):
+    columns.append((TIME_KEY, 'final', 'train'))
   rows = []
   for values, members in groups:
     row = {'values': values, 'runs': members, 'stats': {}}
@@ -230,15 +234,30 @@ def _against(series: dict[int, float], records: dict[str, dict[int, float]], x_k
   return {int(x[step]): value for step, value in series.items() if step in x}
 
 
+def _on_common_grid(series_list: list[dict[int, float]]) -> list[dict[int, float]]:
+  """The series linearly interpolated onto the union of their x values within the range they all
+  cover (runs timed separately log at different seconds)."""
+  series_list = [s for s in series_list if s]
+  if len(series_list) < 2:
+    return series_list
+  low, high = max(min(s) for s in series_list), min(max(s) for s in series_list)
+  grid = np.array(sorted({x for s in series_list for x in s if low <= x <= high}))
+  return [dict(zip(grid.tolist(), np.interp(grid, sorted(s), [s[x] for x in sorted(s)]).tolist()))
+          for s in series_list]
+
+
 def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, path: pathlib.Path,
-                x_label: str = 'step') -> None:
-  """One line per configuration (mean over its runs at each step) with a +- std band."""
+                x_label: str = 'step', interpolate: bool = False) -> None:
+  """One line per configuration (mean over its runs at each x) with a +- std band; with
+  `interpolate`, runs logged at different x values are first put on a common grid."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
   for label, series_list in groups:
+    if interpolate:
+      series_list = _on_common_grid(series_list)
     steps = sorted({s for series in series_list for s in series})
     if not steps:
       continue
@@ -281,6 +300,11 @@ def write_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
     name = re.sub(r'[^A-Za-z0-9._-]', '_', f'{"eval_" if source == "eval" and metric in TRAIN_METRICS else ""}{metric}')
     plot_metric(groups, metric, plots_dir / f'{name}.png', x_key)
     plotted.append((metric, f'report_plots/{name}.png'))
+    if source == 'eval' and all(TIME_KEY in r.eval for r in runs):
+      timed = [(label, [_against(records(r).get(metric, {}), records(r), TIME_KEY) for r in row['runs']])
+               for (label, _), row in zip(groups, rows)]
+      plot_metric(timed, metric, plots_dir / f'{name}_vs_time.png', TIME_KEY, interpolate=True)
+      plotted.append((f'{metric} against training wall time', f'report_plots/{name}_vs_time.png'))
 
   header = [labels[f] for f in fields] + ['runs', 'seeds', 'status', 'step'] + [_column_title(m, k) for m, k, _ in columns]
   md = [f'# Report: {directory}', '',

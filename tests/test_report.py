@@ -164,3 +164,29 @@ def test_progressive_runs_are_plotted_against_images_seen(tmp_path, monkeypatch)
   assert lines == {'batch_size=16': {160: 0.5, 320: 0.25}, 'batch_size=64': {640: 0.5, 1280: 0.25}}
   header = next(csv.reader(open(tmp_path / 'report.csv')))
   assert 'images_seen_final_mean' in header and not any(h.startswith(('alpha', 'resolution')) for h in header)
+
+
+def test_eval_metrics_are_also_plotted_against_training_wall_time(tmp_path, monkeypatch):
+  # Two seeds timed separately: their FD curves are put on a common grid of seconds before averaging.
+  for seed, timed in ((0, {10: 4.0, 30: 2.0}), (1, {20: 3.0, 40: 1.0})):
+    steps = [100, 200]
+    write_run(tmp_path / f'seed={seed}', overrides=[('train.seed', seed)],
+              metrics=[{'step': s, 'd_loss': 1.0, 'g_loss': 1.0, 'train_seconds': t} for s, t in zip(steps, timed)],
+              evals=[{'step': s, 'classifier_fd': fd, 'train_seconds': t} for s, (t, fd) in zip(steps, timed.items())])
+  plotted = {}
+
+  def plot(groups, metric, path, x_label='step', interpolate=False):
+    series_list = groups[0][1]
+    if interpolate:
+      series_list = report._on_common_grid(series_list)
+    plotted[path.name] = (x_label, series_list)
+
+  monkeypatch.setattr(report, 'plot_metric', plot)
+  report.write_report(tmp_path)
+  assert plotted['classifier_fd.png'][0] == 'step'
+  x_label, series_list = plotted['classifier_fd_vs_time.png']
+  assert x_label == 'train_seconds'
+  assert series_list == [{20: 3.0, 30: 2.0}, {20: 3.0, 30: 2.0}]
+  header = next(csv.reader(open(tmp_path / 'report.csv')))
+  assert 'train_seconds_final_mean' in header and 'train_seconds_final_final_mean' not in header
+  assert not any(h.startswith('train_seconds_best') for h in header)

@@ -73,8 +73,10 @@ def test_resume_equals_uninterrupted(tmp_path, data_dir, on_device):
   a = _final_params(tmp_path / 'whole', whole)
   b = _final_params(tmp_path / 'halves', whole)
   jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
-  steps = [json.loads(line)['step'] for line in (tmp_path / 'halves' / 'metrics.jsonl').read_text().splitlines()]
-  assert steps == [5, 10, 15, 20]
+  rows = [json.loads(line) for line in (tmp_path / 'halves' / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in rows] == [5, 10, 15, 20]
+  seconds = [r['train_seconds'] for r in rows]
+  assert seconds[0] > 0 and seconds == sorted(seconds), seconds  # The resumed run's clock continues.
 
 
 def test_workdir_with_other_shapes_is_refused(tmp_path, data_dir):

@@ -4,9 +4,10 @@ A single run is the one-lane case; a vectorized group is N lanes of one program.
   lock               held by the one process training the run (gan_jax/workdir_lock.py): pid, host, since
   config.json        the resolved config (a rerun on the same workdir resumes; shape changes refused)
   status.json        {'status': running|finished|interrupted|diverged|failed, 'step', 'message'[, 'restarts']}
-  metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec (progressive
+  metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec, train_seconds
+                     (wall time training so far, compilation included, evaluation not; progressive
                      runs also images_seen, resolution, alpha)
-  eval.jsonl         one JSON object per evaluation: step and the config.eval.metrics results
+  eval.jsonl         one JSON object per evaluation: step, train_seconds and the config.eval.metrics results
   samples/step_N.png fixed-noise sample grid (scatter plot for 2D data; one class per row for
                      class-conditional models, the same latent down each column)
   figures/modes_N.png at each evaluation of 'modes': the evaluated 2D points and their mode histogram
@@ -167,6 +168,24 @@ def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Pa
   return True
 
 
+def logged_train_seconds(workdir: pathlib.Path, step: int) -> float:
+  """The train_seconds of the last metrics.jsonl row at or before `step` (0 if none): where a
+  resumed run's clock continues."""
+  seconds = 0.0
+  try:
+    lines = (workdir / 'metrics.jsonl').read_text().splitlines()
+  except FileNotFoundError:
+    return seconds
+  for line in lines:
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:  # A line cut short by a kill.
+      continue
+    if row.get('step', step + 1) <= step and 'train_seconds' in row:
+      seconds = float(row['train_seconds'])
+  return seconds
+
+
 @dataclasses.dataclass
 class Lane:
   """One run: what it writes and how it stands.
@@ -179,6 +198,7 @@ class Lane:
     checkpoints, logger, health: its checkpointer, RunLogger (from `start`) and divergence checks.
     step: the last completed iteration; status: '' while training, then finished | diverged |
       interrupted | failed (with `message`); last, last_eval: the latest logged means and evaluation.
+    train_seconds: training wall time before this attempt (from its metrics.jsonl when resuming).
   """
   config: Any
   workdir: pathlib.Path
@@ -196,6 +216,7 @@ class Lane:
   last_eval: dict = dataclasses.field(default_factory=dict)
   compilations: int = 0
   images_seen: int = 0
+  train_seconds: float = 0.0
 
   @classmethod
   def open(cls, config, workdir: pathlib.Path, restarts: int) -> 'Lane':
@@ -219,6 +240,7 @@ class Lane:
     if restored is None:
       return state_lib.with_hyperparams(template, self.config)
     self.step = int(restored.step)
+    self.train_seconds = logged_train_seconds(self.workdir, self.step)
     logging.info('resumed from checkpoint at step %d in %s', self.step, self.workdir)
     return state_lib.with_hyperparams(restored, self.config)
 

@@ -285,7 +285,8 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
       lane, started = lanes[i], time.perf_counter()
       own = layout.local(lane_state(i))
       lane.last_eval = evaluate(evaluator, lambda z, labels: generate(own, z, labels), lane.seed, step, lane.logger)
-      lane.logger.write(step, {**lane.last_eval, **schedule_lib.progress_at(phases, step)}, name='eval')
+      lane.logger.write(step, {**lane.last_eval, **schedule_lib.progress_at(phases, step),
+                               'train_seconds': lane.train_seconds + progress.training_seconds}, name='eval')
       logging.info('%seval at step %d (%.1f s): %s', '' if single else f'{lane.workdir.name}: ', step,
                    time.perf_counter() - started, ' '.join(f'{k} {v:.4g}' for k, v in lane.last_eval.items()))
 
@@ -345,7 +346,8 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
         for i in live():
           lanes[i].last = means[i]
           lanes[i].logger.write(step, {**means[i], **schedule_lib.progress_at(phases, step),
-                                       'steps_per_sec': steps_per_sec})
+                                       'steps_per_sec': steps_per_sec,
+                                       'train_seconds': lanes[i].train_seconds + progress.training_seconds})
         prefix = (f'{phase.name} | ' if len(phases) > 1 else '') + ('' if single else f'{len(live())} runs, means: ')
         logging.info('%s%s', prefix, line)
         sums, since_log = program.zero_sums(), 0
@@ -355,8 +357,10 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
         for i in live():
           checkpoint(i, step)
       if due.eval and live():
+        evaluating = time.perf_counter()
         evaluate_lanes(step)
-        progress.restart_clock(step)  # Evaluation time is not training throughput.
+        progress.exclude(time.perf_counter() - evaluating)  # Evaluation is not training time,
+        progress.restart_clock(step)                         # nor throughput.
   _set_step(lanes, step)
   for lane in lanes:
     lane.compilations = len(programs)

@@ -10,12 +10,24 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-  """Measures throughput between reports; `report()` returns steps/s and the progress line."""
+  """Measures throughput between reports; `report()` returns steps/s and the progress line.
+
+  `training_seconds`: wall time since construction, compilation included, less what `exclude`
+  took out (evaluation, a measurement cost rather than training).
+  """
 
   def __init__(self, start_step: int, total_steps: int):
     self.total = total_steps
     self._last_step = start_step
-    self._last_time = time.perf_counter()
+    self._last_time = self._started = time.perf_counter()
+    self._excluded = 0.0
+
+  @property
+  def training_seconds(self) -> float:
+    return time.perf_counter() - self._started - self._excluded
+
+  def exclude(self, seconds: float) -> None:
+    self._excluded += seconds
 
   def restart_clock(self, step: int) -> None:
     """Resets the reference point (e.g. after compiling, so compile time is not counted)."""
