@@ -3,7 +3,9 @@
 G's loss is taken against a copy of D advanced `unroll.steps` (k) steps by D's own optimizer
 (Adam) on the same real batch and G's current fakes, differentiating through those k updates
 (`unroll.stop_gradient=true`: the cheap approximation that does not). D's own update is the
-ordinary one; k = 0 is the ordinary GAN.
+ordinary one; k = 0 is the ordinary GAN. G's loss is the non-saturating one by default;
+`--config.g_loss=value` takes the paper's surrogate f(theta_G, theta_D^K) instead, the value function
+with both data terms (the real term depends on G through the unrolled D).
 
 Launch:
   python launch.py --exp=unrolled:ring                            # MLP G/D, 8 modes on a circle, k = 5

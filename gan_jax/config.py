@@ -8,7 +8,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
          g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
   loss   one of gan_jax.losses.LOSSES
   acgan  weight, d_fake: the AC-GAN classification terms (model.d_cond='acgan')
-  g_loss '' (the loss's own G loss) or 'feature_matching'
+  g_loss '' (the loss's own G loss), 'feature_matching' or 'value' (the value function, both data terms)
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift
   unroll steps, stop_gradient, rolled (unrolled G update, Metz et al. 2017)

@@ -151,7 +151,7 @@ def test_instance_noise_is_annealed_linearly_to_no_noise():
 
 def test_feature_matching_g_loss():
   g, d, opt, state, batch = _mlp()
-  new, metrics = _step(g, d, opt, feature_matching=True)(state, batch, jax.random.key(2))
+  new, metrics = _step(g, d, opt, g_loss='feature_matching')(state, batch, jax.random.key(2))
   assert float(metrics['g_loss']) >= 0
   assert not np.allclose(new.g.params['Dense_0']['kernel'], state.g.params['Dense_0']['kernel'])
 

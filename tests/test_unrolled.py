@@ -13,7 +13,10 @@ steps from d0:
   dd_k/dg = -2 eta g (k a^(k-1) d0 + eta m1 sum_{1<=j<k} j a^(j-1))      (through a),
 
 and G's loss L_G = 1/2 (d_k g - 1)^2 has the unrolled gradient (d_k g - 1)(d_k + g dd_k/dg), or,
-with gradients stopped at d_k, (d_k g - 1) d_k.
+with gradients stopped at d_k, (d_k g - 1) d_k. G's surrogate of the paper (g_loss='value'),
+f = -L_D(d_k, g), keeps the real term, which depends on g through d_k:
+
+  df/dg = -[(d_k (m2 + g^2) - m1) dd_k/dg + d_k^2 g],      stopped at d_k: -d_k^2 g.
 """
 import importlib.util
 import json
@@ -58,20 +61,22 @@ class PointG(nn.Module):
     return jnp.broadcast_to(self.param('g', lambda _: jnp.asarray(G0, jnp.float64)), (z.shape[0], 1))
 
 
-def _hand_g_gradient(d0: float, g: float, k: int, stop_gradient: bool) -> float:
+def _hand_g_gradient(d0: float, g: float, k: int, stop_gradient: bool, g_loss: str = '') -> float:
   m1, m2 = REAL.mean(), np.mean(REAL ** 2)
   a = 1 - ETA_D * (m2 + g ** 2)
   d_k = a ** k * d0 + ETA_D * m1 * sum(a ** j for j in range(k))
-  if stop_gradient:
-    return (d_k * g - 1) * d_k
-  dd_dg = -2 * ETA_D * g * (k * a ** (k - 1) * d0 + ETA_D * m1 * sum(j * a ** (j - 1) for j in range(1, k)))
+  dd_dg = 0.0 if stop_gradient else -2 * ETA_D * g * (
+      k * a ** (k - 1) * d0 + ETA_D * m1 * sum(j * a ** (j - 1) for j in range(1, k)))
+  if g_loss == 'value':
+    return -((d_k * (m2 + g ** 2) - m1) * dd_dg + d_k ** 2 * g)
   return (d_k * g - 1) * (d_k + g * dd_dg)
 
 
-def _quadratic_step(k: int, stop_gradient: bool = False, rolled: bool = True):
+def _quadratic_step(k: int, stop_gradient: bool = False, rolled: bool = True, g_loss: str = ''):
   """One train step of the quadratic game from (D0, G0); returns (new state, d after D's own update)."""
   g_opt, d_opt = optax.sgd(ETA_G), optax.sgd(ETA_D)
-  options = steps.StepOptions(z_dim=2, unroll_steps=k, unroll_stop_gradient=stop_gradient, unroll_rolled=rolled)
+  options = steps.StepOptions(z_dim=2, unroll_steps=k, unroll_stop_gradient=stop_gradient, unroll_rolled=rolled,
+                              g_loss=g_loss)
   step = jax.jit(steps.make_train_step(PointG(), LinearD(), g_opt, d_opt, losses.get('least_squares'), options))
   state = state_lib.init(PointG(), LinearD(), g_opt, d_opt, 2, (1,), jax.random.key(0), ema=False)
   batch = {'image': jnp.asarray(REAL, jnp.float64)[None, :, None]}  # [d_steps=1, B, 1]
@@ -83,15 +88,23 @@ def _quadratic_step(k: int, stop_gradient: bool = False, rolled: bool = True):
 
 @pytest.mark.parametrize('k', [0, 1, 4])
 @pytest.mark.parametrize('stop_gradient', [False, True])
-def test_unrolled_gradient_of_the_quadratic_game_matches_the_hand_derivation(k, stop_gradient):
+@pytest.mark.parametrize('g_loss', ['', 'value'])
+def test_unrolled_gradient_of_the_quadratic_game_matches_the_hand_derivation(k, stop_gradient, g_loss):
   with jax.enable_x64(True):
-    new, d0 = _quadratic_step(k, stop_gradient)
+    new, d0 = _quadratic_step(k, stop_gradient, g_loss=g_loss)
     np.testing.assert_allclose(float(new.d.params['d']), d0, rtol=1e-12)  # D's real update is unchanged.
     g_gradient = (G0 - float(new.g.params['g'])) / ETA_G
-    expected = _hand_g_gradient(d0, G0, k, stop_gradient)
+    expected = _hand_g_gradient(d0, G0, k, stop_gradient, g_loss)
     np.testing.assert_allclose(g_gradient, expected, rtol=1e-10)
     if k >= 1 and not stop_gradient:  # Differentiating through the unroll matters here.
-      assert abs(expected - _hand_g_gradient(d0, G0, k, True)) > 1e-3
+      assert abs(expected - _hand_g_gradient(d0, G0, k, True, g_loss)) > 1e-3
+    if g_loss == 'value' and k >= 1 and not stop_gradient:  # So does the real term of the surrogate.
+      m1, m2 = REAL.mean(), np.mean(REAL ** 2)
+      a = 1 - ETA_D * (m2 + G0 ** 2)
+      d_k = a ** k * d0 + ETA_D * m1 * sum(a ** j for j in range(k))
+      fake_term_only = -(d_k * G0 ** 2 * (-2 * ETA_D * G0 * (k * a ** (k - 1) * d0 + ETA_D * m1 * sum(
+          j * a ** (j - 1) for j in range(1, k)))) + d_k ** 2 * G0)
+      assert abs(expected - fake_term_only) > 1e-3
 
 
 def test_rolled_and_unrolled_loops_agree():

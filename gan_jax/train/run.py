@@ -50,8 +50,9 @@ def validate(config) -> None:
     raise UserError(f'optim.decay_to is the final fraction of the learning rate, in [0, 1] '
                     f'(got {config.optim.decay_to})')
   losses.get(config.loss)
-  if config.g_loss not in ('', 'feature_matching'):
-    raise UserError(f"unknown g_loss {config.g_loss!r}; choose '' (the loss's own) or 'feature_matching'")
+  if config.g_loss not in steps_lib.G_LOSSES:
+    raise UserError(f"unknown g_loss {config.g_loss!r}; choose '' (the loss's own), 'feature_matching' or 'value' "
+                    "(the value function with both data terms: the unrolled GAN's surrogate)")
   p = config.penalty
   for name in (*state_lib.LOSS_WEIGHTS, 'clip', 'instance_noise_steps'):
     if p[name] < 0:

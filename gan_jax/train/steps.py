@@ -64,6 +64,9 @@ def draw_latents(rng: jax.Array, n: int, z_dim: int, axis_name: str | None) -> j
   return draws.rows(lambda k, shape: jax.random.normal(k, shape, jnp.float32), rng, (n, z_dim), axis_name)
 
 
+G_LOSSES = ('', 'feature_matching', 'value')  # StepOptions.g_loss (config.g_loss).
+
+
 @dataclasses.dataclass(frozen=True)
 class StepOptions:
   """The static structure of a train step (what is computed, not with which weights).
@@ -77,7 +80,10 @@ class StepOptions:
     clip: clip D's weights to [-clip, clip] after every D update (0 = off).
     instance_noise_steps: the instance-noise std decays linearly to 0 over these steps (0 =
       constant).
-    feature_matching: G minimises the distance between mean D features of real and fake.
+    g_loss: G's objective: '' (the loss's own G loss, `loss.g`), 'feature_matching' (the
+      distance between mean D features of real and fake) or 'value' (the value function
+      -loss.d(D(x), D(G(z))), both data terms: Metz et al.'s unrolled surrogate, in which the real
+      term depends on G through the unrolled D; without unrolling it is the loss's minimax G loss).
     unroll_steps: k of the unrolled G update (0 = the ordinary G update).
     unroll_stop_gradient: do not differentiate through the unrolled D updates.
     num_classes: classes of a class-conditional G and D (0 = unconditional: no labels passed).
@@ -93,7 +99,7 @@ class StepOptions:
   gp_one_sided: bool = False
   clip: float = 0.0
   instance_noise_steps: int = 0
-  feature_matching: bool = False
+  g_loss: str = ''
   unroll_steps: int = 0
   unroll_stop_gradient: bool = False
   num_classes: int = 0
@@ -110,7 +116,7 @@ class StepOptions:
     return cls(z_dim=config.model.z_dim, ema_decay=config.train.ema_decay,
                penalties=tuple(name for name in PENALTY_SCALE if p[name] > 0), gp_one_sided=p.gp_one_sided,
                clip=p.clip, instance_noise_steps=p.instance_noise_steps,
-               feature_matching=config.g_loss == 'feature_matching', unroll_steps=config.unroll.steps,
+               g_loss=config.g_loss, unroll_steps=config.unroll.steps,
                unroll_stop_gradient=config.unroll.stop_gradient, unroll_rolled=config.unroll.rolled,
                num_classes=num_classes if conditional else 0,
                acgan_weight=config.acgan.weight if config.model.d_cond == 'acgan' else 0.0,
@@ -256,13 +262,17 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     if o.unroll_steps:
       d_params, d_stats = unrolled_d(state, real, real_labels, fake, labels, unroll_rng)
     fake_in = noisy(fake, state.loss_weights, state.step, noise_rng)
-    if o.feature_matching:
+    if o.g_loss == 'feature_matching':
       (_, fake_features), _ = d_apply(d_params, d_stats, fake_in, True, features=True, **cond(labels))
       (_, real_features), _ = d_apply(d_params, d_stats, real, True, features=True, **cond(real_labels))
       g_loss = losses_lib.feature_matching_g(jax.lax.stop_gradient(real_features), fake_features)
       return g_loss, (g_stats, {'g_loss': g_loss})
     (d_fake, class_fake), _ = d_train(d_params, d_stats, fake_in, labels)
-    g_loss = loss.g(d_fake)
+    if o.g_loss == 'value':
+      (d_real, _), _ = d_train(d_params, d_stats, real, real_labels)
+      g_loss = -loss.d(d_real, d_fake)
+    else:
+      g_loss = loss.g(d_fake)
     if not o.acgan_weight:
       return g_loss, (g_stats, {'g_loss': g_loss})
     g_acgan = losses_lib.class_cross_entropy(class_fake, labels)
