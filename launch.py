@@ -100,7 +100,9 @@ def main(argv: list[str]) -> int:
     if os.environ.get('WANDB_RUN_ID'):  # Under `wandb agent`: runs started in the same second differ.
       stamp += '-' + os.environ['WANDB_RUN_ID']
     workdir = pathlib.Path('runs') / sweep_runners.exp_slug(FLAGS.exp) / stamp
-  from gan_jax.train import parallel  # Imported late: JAX starts only after the flags are valid.
+  from gan_jax import compile_cache  # Imported late: JAX starts only after the flags are valid.
+  from gan_jax.train import parallel
+  compile_cache.enable()
   parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
   from gan_jax.train import loop
   result = loop.train_and_evaluate(config, pathlib.Path(workdir))
@@ -113,7 +115,9 @@ def from_checkpoint(mode: str) -> int:
   if not FLAGS.workdir:
     raise UserError(f'--mode={mode} needs --workdir=DIR, the run directory to read')
   workdir = pathlib.Path(FLAGS.workdir)
-  from gan_jax.train import from_checkpoint as from_checkpoint_lib  # JAX starts only after the flags are valid.
+  from gan_jax import compile_cache  # JAX starts only after the flags are valid.
+  from gan_jax.train import from_checkpoint as from_checkpoint_lib
+  compile_cache.enable()
   if FLAGS.exp:
     config = experiments_lib.load_config(FLAGS.exp, _overrides)
   else:

@@ -11,8 +11,8 @@ Launch:
   python launch.py --exp=progan:cpu --sweep --runner=processes --parallel=1 \
       --workdir=runs/progan_sweep                                             # the schedule comparison
   python launch.py --report=runs/progan_sweep                                 # its table and plots
-(The processes runner shares a persistent compile cache: programs depend on the resolution and batch
-size only, not on the schedule, so later members load them instead of compiling.)
+(Every launch keeps its compiled programs in the persistent compilation cache, gan_jax/compile_cache.py:
+programs depend on the resolution and batch size only, not on the schedule, so later runs load them.)
 Options after the colon combine with commas (`progan:fashion_mnist,cpu`); `cpu` shrinks the model, the
 image budget and the final resolution (4 -> 8 -> 16, evaluated upsampled to 32 and cropped to 28) to
 what a 2-core machine trains in minutes; `smoke` grows 4 -> 8 with a tiny model.
@@ -44,7 +44,8 @@ from gan_jax.train import schedule
 
 OPTIONS = experiments.IMAGE_SETS + ('cpu', 'smoke')
 RESOLUTIONS = (4, 8, 16, 32)
-PHASE_IMAGES = {'default': 120_000, 'cpu': 3_200, 'smoke': 64}  # Images per phase of the 'long' schedule.
+SEEDS = (0, 1, 2)
+PHASE_IMAGES = {'default': 120_000, 'cpu': 64_000, 'smoke': 64}  # Images per phase of the 'long' schedule.
 
 
 def _options(arg: str | None) -> frozenset[str]:
@@ -91,9 +92,9 @@ def get_config(arg: str | None = None):
     c.model.z_dim = 64
     c.model.g_channels = c.model.d_channels = 32
     c.data.batch_size = 32
-    c.train.log_every = 50
-    c.train.sample_every = c.train.checkpoint_every = 400
-    c.eval.eval_every = 100
+    c.train.log_every = 250
+    c.train.sample_every = c.train.checkpoint_every = 2000
+    c.eval.eval_every = 250  # 8,000 images.
     c.eval.num_samples = 2000
   if 'smoke' in options:
     c.model.z_dim = 16
@@ -122,7 +123,9 @@ def schedules(arg: str | None = None) -> dict[str, dict]:
 
 
 def get_sweep(arg: str | None = None):
-  """The schedules of `schedules(arg)` (same image budget), one seed each."""
+  """The schedules of `schedules(arg)` (same image budget) x seeds 0-2: with --runner=vectorized
+  each schedule's three seeds are one program."""
   members = schedules(arg).values()
-  return {'zip': {f'progressive.{key}': [m[key] for m in members]
-                  for key in ('resolutions', 'stable_images', 'transition_images')}}
+  return {'product': [{'zip': {f'progressive.{key}': [m[key] for m in members]
+                               for key in ('resolutions', 'stable_images', 'transition_images')}},
+                      {'product': {'train.seed': list(SEEDS)}}]}

@@ -66,6 +66,15 @@ class RunLogger:
       logging.warning('W&B could not start (%s: %s); logging to metrics.jsonl only', type(e).__name__, e)
       self._wandb_run = None
 
+  def describe(self) -> str:
+    """Where this run's W&B record goes, for the run's start-up lines."""
+    run = self._wandb_run
+    if run is None:
+      return 'W&B off (metrics.jsonl only)'
+    if getattr(run, 'offline', False) or not getattr(run, 'url', None):
+      return f'W&B offline in {self.workdir / "wandb"} (upload: wandb sync {self.workdir / "wandb"}/offline-run-*)'
+    return f'W&B {run.url}'
+
   def write(self, step: int, values: dict[str, Any], name: str = 'metrics') -> None:
     """Appends {'step': step, **values} to <name>.jsonl and logs it to W&B (prefixed by name)."""
     if not self.enabled:

@@ -10,7 +10,6 @@ Sweep directory (default runs/<exp>/sweep-<timestamp>; pass the same --workdir t
                      directory), status (pending|running|finished|failed|interrupted), step, error
   <member name>/     the member's run directory (see gan_jax/train/lanes.py)
   logs/<member>.log  the output of members run by the 'processes' runner
-  jax_cache/         the compiled programs those members share (JAX persistent cache)
 
 Resuming: members whose status.json says finished (at their configured step count) are skipped;
 the others rerun in their workdirs, so they resume from their last checkpoints. A member that
@@ -412,20 +411,9 @@ def _log_error(log_path: pathlib.Path, returncode: int) -> str:
   return f'exit status {returncode}' + (f': {tail}' if tail else '') + f' (see {log_path})'
 
 
-def compilation_cache_env(sweep_dir: pathlib.Path) -> dict[str, str]:
-  """A JAX persistent compilation cache shared by the member processes (unless one is set):
-  members that differ in seeds or hyperparameters held in the state load each other's compiled
-  programs instead of compiling them (a vanilla:smoke member: 13 s cold, 5 s from the cache)."""
-  if 'JAX_COMPILATION_CACHE_DIR' in os.environ:
-    return {}
-  return {'JAX_COMPILATION_CACHE_DIR': str((sweep_dir / 'jax_cache').resolve()),
-          'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0'}
-
-
 def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None:
   """Runs each member as `python launch.py ...` in a subprocess, as many at once as there are slots."""
   slots = device_slots(options.parallel)
-  cache_env = compilation_cache_env(table.path.parent)
   logging.info('sweep: %d concurrent process(es): %s', len(slots), '; '.join(s.describe() for s in slots))
   queue = collections.deque(jobs)
   running: dict[int, tuple[subprocess.Popen, Job, pathlib.Path]] = {}
@@ -445,7 +433,7 @@ def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None
           log.write(f'\n$ {sys.executable} {LAUNCH} {" ".join(job.launch_args)}\n')
           log.flush()
           process = subprocess.Popen([sys.executable, str(LAUNCH), *job.launch_args], stdout=log,
-                                     stderr=subprocess.STDOUT, env={**os.environ, **cache_env, **where.env},
+                                     stderr=subprocess.STDOUT, env={**os.environ, **where.env},
                                      preexec_fn=_child_setup(where.cpus) if sys.platform == 'linux' else None)
         running[slot] = (process, job, log_path)
       time.sleep(0.1)
@@ -609,6 +597,8 @@ def launch(exp: str, overrides: list[tuple[str, str]], directory: str | None = N
     raise UserError(f'--parallel must be >= 1 (got {parallel})')
   sweep = prepare(exp, overrides, directory, filter_text, index_text, spec)
   validate(sweep)
+  from gan_jax import compile_cache  # After validation: JAX starts once the input is known to be good.
+  compile_cache.enable()
   if dry_run:
     print(describe(sweep, runner))
     return 0

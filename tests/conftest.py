@@ -1,6 +1,7 @@
 """Shared test set-up: the real dataset files and small helpers for end-to-end runs."""
 import os
 import pathlib
+import tempfile
 
 import pytest
 
@@ -10,6 +11,8 @@ SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 # The tests read the official MNIST / Fashion-MNIST files; CI sets GAN_JAX_DATA=../shared/data.
 os.environ.setdefault('GAN_JAX_DATA', str(SHARED_DATA))
 os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+# launch.py subprocesses share one persistent compilation cache, apart from the user's own.
+os.environ.setdefault('GAN_JAX_CACHE', str(pathlib.Path(tempfile.gettempdir()) / 'gan_jax_test_jax_cache'))
 
 
 @pytest.fixture

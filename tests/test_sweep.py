@@ -525,7 +525,6 @@ def test_processes_runner_gives_the_same_runs(sequential_sweep, tmp_path):
       last = {s: v for s, v in zip(seq_steps, seq_values)}
       np.testing.assert_allclose([last[s] for s in steps[:2]], values[:2], rtol=1e-4, err_msg=f'{name} {key}')
       np.testing.assert_allclose([last[s] for s in steps], values, rtol=2e-3, err_msg=f'{name} {key}')
-  assert any((directory / 'jax_cache').iterdir())
 
 
 @pytest.mark.slow

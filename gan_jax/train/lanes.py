@@ -248,6 +248,8 @@ class Lane:
     self.logger = log_lib.RunLogger(self.workdir, config_lib.to_dict(self.config), self.config.log,
                                     enabled=parallel.is_main())
     write_status(self.workdir, 'running', self.step, restarts=self.restarts)
+    if parallel.is_main():
+      logging.info('run directory %s; %s', self.workdir, self.logger.describe())
 
   def end(self, status: str, message: str = '') -> None:
     """Records how the run ended (status.json), waits for its checkpoint writes, closes its W&B run."""

@@ -226,8 +226,8 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
   layout = program_lib.Layout.make(len(lanes), [p.batch.batch_size for p in phases])
   single = len(lanes) == 1
   start, total = lanes[0].step, phases[-1].end_step
-  logging.info('training %s from step %d to %d on %s', 'one run' if single else f'{len(lanes)} runs', start, total,
-               layout.describe(schedule_lib.phase_at(phases, start).batch.batch_size))
+  logging.info('training %s from step %d to %d on %s; %s', 'one run' if single else f'{len(lanes)} runs', start,
+               total, layout.describe(schedule_lib.phase_at(phases, start).batch.batch_size), config.train.dtype)
   on_device = config.data.on_device or not run.source.is_image
   data = layout.put_shared(run.train_source.arrays) if on_device else None
   state = layout.put_runs(states[0] if single else program_lib.stack(states))
@@ -248,6 +248,9 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
 
   def live() -> list[int]:
     return [i for i, lane in enumerate(lanes) if lane.live]
+
+  def line_prefix(phase) -> str:
+    return (f'{phase.name} | ' if len(phases) > 1 else '') + ('' if single else f'{len(live())} runs, means: ')
 
   def lane_state(i: int):
     return layout.lane(state, i)
@@ -315,7 +318,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
       since_log += 1
       if first:  # Compilation is not training throughput.
         jax.block_until_ready(sums)
-        progress.restart_clock(step)
+        progress.compiled(step)
         first = False
       if stop.received is not None:
         _set_step(lanes, step)
@@ -329,6 +332,11 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
         batch = layout.host_batch(run.train_source, seeds, step, phase.batch)
       due = Due.at(config, step, total, evaluator is not None, phase_end=step == phase.end_step)
       if not due:
+        if progress.line_due():  # Between log steps: a line by time, so a slow run never looks hung.
+          window = jax.device_get(sums)
+          shown = {k: float(np.mean([window[k] if single else window[k][i] for i in live()])) / since_log
+                   for k in ('d_loss', 'g_loss')}
+          logging.info('%s%s', line_prefix(phase), progress.report(step, shown)[1])
         continue
       _set_step(lanes, step)
       host_sums = jax.device_get(sums)
@@ -348,8 +356,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
           lanes[i].logger.write(step, {**means[i], **schedule_lib.progress_at(phases, step),
                                        'steps_per_sec': steps_per_sec,
                                        'train_seconds': lanes[i].train_seconds + progress.training_seconds})
-        prefix = (f'{phase.name} | ' if len(phases) > 1 else '') + ('' if single else f'{len(live())} runs, means: ')
-        logging.info('%s%s', prefix, line)
+        logging.info('%s%s', line_prefix(phase), line)
         sums, since_log = program.zero_sums(), 0
       if due.sample and live():
         save_samples(step)

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import compile_cache
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError
 from gan_jax.train import parallel
@@ -239,10 +240,13 @@ class Program:
   def compile(self, state, sums, data, fade, keys):
     """Compiles the program for these arguments' shapes and placements (once); returns the executable."""
     if self._compiled is None:
-      started = time.perf_counter()
+      logging.info('compiling the %s iteration (batch %d, %d run(s)) ...', self.phase.name,
+                   self.phase.batch.batch_size, self.layout.lanes)
+      started, hits = time.perf_counter(), compile_cache.hits()
       self._compiled = self._jitted.lower(state, sums, data, fade, keys).compile()
-      logging.info('compiled the %s iteration (batch %d, %d run(s)) in %.1f s', self.phase.name,
-                   self.phase.batch.batch_size, self.layout.lanes, time.perf_counter() - started)
+      logging.info('compiled the %s iteration (batch %d, %d run(s)) in %.1f s%s', self.phase.name,
+                   self.phase.batch.batch_size, self.layout.lanes, time.perf_counter() - started,
+                   ' (loaded from the persistent compilation cache)' if compile_cache.hits() > hits else '')
     return self._compiled
 
   def __call__(self, state, sums, data, fade, keys):
