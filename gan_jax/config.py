@@ -2,7 +2,7 @@
 
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
-  data   name, dir, split, batch_size, on_device
+  data   name, dir, split, batch_size, on_device, download
   model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, d_hidden,
          d_layers, d_input_scale (MLP D), upsample,
          g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
@@ -37,7 +37,8 @@ SHAPE_KEYS = ('data.name', 'data.batch_size', 'model', 'train.d_steps', 'train.e
 def base() -> ConfigDict:
   """Defaults shared by every experiment; experiments override what differs."""
   c = ConfigDict()
-  c.data = ConfigDict(dict(name='mnist', dir='', split='train', batch_size=64, on_device=True))
+  c.data = ConfigDict(dict(name='mnist', dir='', split='train', batch_size=64, on_device=True,
+                           download=True))  # Fetch missing MNIST / Fashion-MNIST files (data/download.py).
   c.model = ConfigDict(dict(
       name='dcgan',
       z_dim=100,

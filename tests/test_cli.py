@@ -74,7 +74,8 @@ def test_missing_data_dir_names_the_files_and_how_to_get_them(tmp_path):
   assert result.returncode == 2
   assert result.stderr.startswith('error: ') and len(result.stderr.strip().splitlines()) == 1, result.stderr
   assert 'nowhere' in result.stderr and 'mnist' in result.stderr.lower() and 'BUILD.md' in result.stderr
-  assert not workdir.exists()
+  assert 'Place the files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz in' in result.stderr
+  assert not workdir.exists() and not (tmp_path / 'nowhere').exists()  # The failed download left nothing.
 
 
 def test_non_run_directory_is_not_used(tmp_path):

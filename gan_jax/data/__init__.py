@@ -58,20 +58,21 @@ class Source:
     return {'image': images, 'label': self.arrays['label'][idx]}
 
 
-def load_images(name: str, split: str, data_dir: str = '') -> tuple[np.ndarray, np.ndarray]:
+def load_images(name: str, split: str, data_dir: str = '', download: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """uint8 [N,H,W,C] images and int32 [N] labels of a named image set.
 
-  `name` is one of IMAGE_SETS or 'tfds:<tfds name>'.
+  `name` is one of IMAGE_SETS or 'tfds:<tfds name>'; `download`: fetch missing MNIST and
+  Fashion-MNIST files (gan_jax/data/download.py).
   """
   if name in ('mnist', 'fashion_mnist'):
     from gan_jax.data import idx
-    return idx.load(name, split, data_dir)
+    return idx.load(name, split, data_dir, download)
   if name == 'cifar10':
     from gan_jax.data import cifar10
     return cifar10.load(split, data_dir)
   if name == 'stacked_mnist':  # Fixed sets built from MNIST: see gan_jax.data.stacked_mnist.
     from gan_jax.data import stacked_mnist
-    return stacked_mnist.load(split, data_dir)
+    return stacked_mnist.load(split, data_dir, download)
   if name.startswith('tfds:'):
     from gan_jax.data import tfds_source
     return tfds_source.load(name[len('tfds:'):], split, data_dir)
@@ -84,7 +85,7 @@ def make_source(data_config) -> Source:
   name = data_config.name
   if name in mixtures.MIXTURES:
     return Source(name=name, shape=(2,), num_classes=0, arrays={}, mixture=mixtures.get(name))
-  images, labels = load_images(name, data_config.split, data_config.dir)
+  images, labels = load_images(name, data_config.split, data_config.dir, data_config.download)
   num_classes = int(labels.max()) + 1 if labels.size else 0
   return Source(name=name, shape=tuple(images.shape[1:]), num_classes=num_classes,
                 arrays={'image': images, 'label': labels})

@@ -9,6 +9,7 @@ import zlib
 
 import numpy as np
 
+from gan_jax.data import download as download_lib
 from gan_jax.data import files
 from gan_jax.errors import UserError
 
@@ -49,13 +50,15 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
   return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def load(dataset: str, split: str, data_dir: str = '') -> tuple[np.ndarray, np.ndarray]:
+def load(dataset: str, split: str, data_dir: str = '', download: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """Loads MNIST or Fashion-MNIST.
 
   Args:
     dataset: 'mnist' or 'fashion_mnist'.
     split: 'train' (60,000 images) or 'test' (10,000 images).
     data_dir: see `gan_jax.data.files.search_path`.
+    download: fetch the split's files when they are nowhere on the search path
+      (gan_jax/data/download.py).
 
   Returns:
     images: uint8 [N, 28, 28, 1]; labels: int32 [N] in 0..9.
@@ -66,7 +69,12 @@ def load(dataset: str, split: str, data_dir: str = '') -> tuple[np.ndarray, np.n
   image_name = f'{prefix}-images-idx3-ubyte'
   label_name = f'{prefix}-labels-idx1-ubyte'
   names = (image_name + '.gz', image_name)
-  folder = files.find_dataset_dir(dataset, data_dir, names, _HOW_TO_GET[dataset])
+  try:
+    folder = files.find_dataset_dir(dataset, data_dir, names, _HOW_TO_GET[dataset])
+  except UserError:
+    if not download:
+      raise
+    folder = download_lib.fetch(dataset, (image_name + '.gz', label_name + '.gz'), data_dir)
   image_path = folder / names[0] if (folder / names[0]).exists() else folder / names[1]
   label_path = folder / (label_name + '.gz')
   if not label_path.exists():

@@ -39,11 +39,11 @@ def stack(images: np.ndarray, labels: np.ndarray, num: int, seed: int) -> tuple[
   return np.ascontiguousarray(stacked), digits @ np.array([100, 10, 1], np.int32)
 
 
-def load(split: str, data_dir: str = '') -> tuple[np.ndarray, np.ndarray]:
+def load(split: str, data_dir: str = '', download: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """The fixed Stacked MNIST `split` ('train' or 'test'): uint8 [SIZES[split], 28, 28, 3], int32 labels.
 
   Raises:
     UserError for an unknown split or missing MNIST files (see `gan_jax.data.idx.load`).
   """
-  images, labels = idx.load('mnist', split, data_dir)
+  images, labels = idx.load('mnist', split, data_dir, download)
   return stack(images, labels, SIZES[split], SEEDS[split])

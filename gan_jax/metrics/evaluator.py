@@ -189,7 +189,7 @@ def _inception_extractor(config, metric: str) -> _Extractor:
 def _real_subset(config, source: data_lib.Source) -> tuple[np.ndarray, np.ndarray]:
   """The real reference set: uint8 images [N, H, W, C] and int32 labels [N] of eval.split (eval.num_real of them)."""
   e = config.eval
-  images, labels = data_lib.load_images(source.name, e.split, config.data.dir)
+  images, labels = data_lib.load_images(source.name, e.split, config.data.dir, config.data.download)
   if e.num_real < len(images):
     chosen = np.sort(np.random.default_rng(REAL_SUBSET_SEED).choice(len(images), e.num_real, replace=False))
     images, labels = images[chosen], labels[chosen]
