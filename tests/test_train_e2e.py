@@ -1,6 +1,7 @@
 """End-to-end training runs on real data: outputs, learning, resuming, refusal, divergence."""
 import json
 import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -9,10 +10,12 @@ import pytest
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
 from gan_jax.errors import UserError
+from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.train import from_checkpoint
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from tests import wandb_records
+from tests.conftest import REPO_ROOT
 
 
 def _config(exp='vanilla:smoke', **overrides):
@@ -100,3 +103,26 @@ def test_divergence_stops_with_status_and_keeps_last_good_checkpoint(tmp_path, d
   state = _final_params(tmp_path, config)
   assert int(state.step) == 10
   assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state))
+
+
+@pytest.mark.slow
+def test_an_mnist_run_learns_its_classifier_fd_falls(tmp_path, data_dir):
+  """vanilla's DCGAN at 16 channels, 800 iterations of batch 32: the classifier FD of its last
+  evaluation is well below its first and below that of its untrained G (same evaluation draws).
+  Measured once: FD 1326, 1005, 700, 453 at steps 200-800; the untrained G 1424."""
+  models = tmp_path / 'models'
+  models.mkdir()
+  for path in (REPO_ROOT / 'models').glob('mnist_classifier.*'):
+    shutil.copy(path, models)  # Cached real statistics are written beside the classifier.
+  config = _config('vanilla', model__g_channels=16, model__d_channels=16, data__batch_size=32, train__steps=800,
+                   train__log_every=100, train__sample_every=0, train__checkpoint_every=800,
+                   eval__metrics='classifier_fd', eval__eval_every=200, eval__num_samples=2000,
+                   eval__models_dir=str(models))
+  loop.train_and_evaluate(config, tmp_path / 'run')
+  fds = [json.loads(line)['classifier_fd'] for line in (tmp_path / 'run' / 'eval.jsonl').read_text().splitlines()]
+  run = run_lib.build_run(config)
+  untrained = run.init_state(jax.random.split(jax.random.key(config.train.seed), 3)[0])
+  evaluator = evaluator_lib.Evaluator(config, run.source)
+  untrained_fd = loop.evaluate(evaluator, lambda z, labels: run.generate(untrained, z, labels), config.train.seed,
+                               800)['classifier_fd']
+  assert len(fds) == 4 and fds[-1] < 0.6 * fds[0] and fds[-1] < 0.5 * untrained_fd, (fds, untrained_fd)
