@@ -9,6 +9,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   loss   one of gan_jax.losses.LOSSES
   acgan  weight, d_fake: the AC-GAN classification terms (model.d_cond='acgan')
   g_loss '' (the loss's own G loss), 'feature_matching' or 'value' (the value function, both data terms)
+  label_smoothing  one-sided label smoothing of D's real target (minimax / non-saturating losses)
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift
   unroll steps, stop_gradient, rolled (unrolled G update, Metz et al. 2017)
@@ -62,6 +63,7 @@ def base() -> ConfigDict:
       d_fake=True,  # D's class loss also on fakes (with their requested labels); False: on real data only.
   ))
   c.g_loss = ''
+  c.label_smoothing = 0.0  # One-sided: D's target for real data is 1 - this (Salimans et al. 2016).
   c.penalty = ConfigDict(dict(
       gp=0.0,               # WGAN-GP lambda on random interpolates (Gulrajani et al. 2017).
       gp_one_sided=False,   # penalise only gradient norms above 1.

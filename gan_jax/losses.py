@@ -5,6 +5,7 @@ probabilistic losses, unbounded critic values for Wasserstein, hinge and least-s
 All reductions are means over the batch, computed in float32 (or float64 if given).
 Both losses of a pair are minimised by their player.
 """
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -20,9 +21,15 @@ def _f32(x: Array) -> Array:
 
 
 # Probabilistic losses, D(x) = sigmoid(logit).
-def minimax_d(d_real: Array, d_fake: Array) -> Array:
-  """-E[log D(x)] - E[log(1 - D(G(z)))] (Goodfellow et al. 2014)."""
-  return jnp.mean(jax.nn.softplus(-_f32(d_real))) + jnp.mean(jax.nn.softplus(_f32(d_fake)))
+def minimax_d(d_real: Array, d_fake: Array, real_target: float = 1.0) -> Array:
+  """-E[log D(x)] - E[log(1 - D(G(z)))] (Goodfellow et al. 2014).
+
+  `real_target` t < 1: one-sided label smoothing (Salimans et al. 2016), the real term becomes
+  the cross-entropy to target t, -E[t log D(x) + (1 - t) log(1 - D(x))]; fakes keep target 0.
+  """
+  real = _f32(d_real)
+  real_term = real_target * jax.nn.softplus(-real) + (1.0 - real_target) * jax.nn.softplus(real)
+  return jnp.mean(real_term) + jnp.mean(jax.nn.softplus(_f32(d_fake)))
 
 
 def minimax_g(d_fake: Array) -> Array:
@@ -99,7 +106,16 @@ LOSSES = {
 }
 
 
-def get(name: str) -> Loss:
+SMOOTHABLE = ('minimax', 'non_saturating')  # Losses with a probability target to smooth.
+
+
+def get(name: str, label_smoothing: float = 0.0) -> Loss:
+  """The loss `name`; `label_smoothing` s > 0 sets D's target for real data to 1 - s (one-sided)."""
   if name not in LOSSES:
     raise UserError(f'unknown loss {name!r}; choose one of {", ".join(sorted(LOSSES))} (--config.loss=NAME)')
-  return LOSSES[name]
+  if not label_smoothing:
+    return LOSSES[name]
+  if name not in SMOOTHABLE or not 0.0 < label_smoothing < 1.0:
+    raise UserError(f'label_smoothing={label_smoothing} needs a loss of {", ".join(SMOOTHABLE)} (got {name!r}) '
+                    'and a value in (0, 1), e.g. 0.1 for a real target of 0.9')
+  return Loss(functools.partial(minimax_d, real_target=1.0 - label_smoothing), LOSSES[name].g)

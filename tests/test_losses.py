@@ -171,3 +171,27 @@ def test_optimal_discriminator_at_equilibrium():
   table, value = train_logit_table(P_DATA, P_DATA)
   np.testing.assert_allclose(jax.nn.sigmoid(table), np.full(5, 0.5), atol=1e-3)
   np.testing.assert_allclose(value, np.log(4), rtol=1e-9)
+
+
+@pytest.mark.parametrize('name', losses.SMOOTHABLE)
+def test_one_sided_label_smoothing_value_gradient_and_optimum(name):
+  s = 0.1
+  loss = losses.get(name, label_smoothing=s)
+  real, fake = jnp.asarray(logits(11)), jnp.asarray(logits(12))
+  expected = np.mean((1 - s) * softplus(-np.asarray(real)) + s * softplus(np.asarray(real))) + np.mean(
+      softplus(np.asarray(fake)))
+  np.testing.assert_allclose(loss.d(real, fake), expected, rtol=1e-12)
+  g_real, g_fake = jax.grad(loss.d, argnums=(0, 1))(real, fake)
+  np.testing.assert_allclose(g_real, (expit(np.asarray(real)) - (1 - s)) / B, rtol=1e-10)  # Target 0.9 on reals,
+  np.testing.assert_allclose(g_fake, expit(np.asarray(fake)) / B, rtol=1e-10)  # still 0 on fakes (one-sided).
+  assert loss.g is losses.LOSSES[name].g
+  # The optimal D on a point with data density p and model density q: D* = (1 - s) p / (p + q).
+  value = lambda t: loss.d(t[np.repeat(np.arange(5), [2, 4, 6, 3, 5])], t[np.repeat(np.arange(5), [6, 2, 4, 5, 3])])
+  table, _ = jax.lax.scan(lambda t, _: (t - 5.0 * jax.grad(value)(t), None), jnp.zeros(5), length=2000)
+  np.testing.assert_allclose(jax.nn.sigmoid(table), (1 - s) * P_DATA / (P_DATA + P_G), atol=2e-3)
+
+
+@pytest.mark.parametrize('name, s', [('hinge', 0.1), ('non_saturating', 1.0), ('minimax', -0.1)])
+def test_label_smoothing_is_refused_where_it_has_no_meaning(name, s):
+  with pytest.raises(UserError, match='label_smoothing'):
+    losses.get(name, label_smoothing=s)

@@ -49,7 +49,7 @@ def validate(config) -> None:
   if not 0.0 <= config.optim.decay_to <= 1.0:
     raise UserError(f'optim.decay_to is the final fraction of the learning rate, in [0, 1] '
                     f'(got {config.optim.decay_to})')
-  losses.get(config.loss)
+  losses.get(config.loss, config.label_smoothing)
   if config.g_loss not in steps_lib.G_LOSSES:
     raise UserError(f"unknown g_loss {config.g_loss!r}; choose '' (the loss's own), 'feature_matching' or 'value' "
                     "(the value function with both data terms: the unrolled GAN's surrogate)")
@@ -145,7 +145,7 @@ class Run:
     """The pure train step of `phase` (gan_jax.train.steps), with a progressive stage's real images
     brought to its resolution and blended by alpha = ramp(state.step, fade)."""
     options = steps_lib.StepOptions.from_config(self.config, axis_name, self.source.num_classes)
-    loss = losses.get(self.config.loss)
+    loss = losses.get(self.config.loss, self.config.label_smoothing)
 
     def step(state, batch, rng, fade):
       alpha = self._alpha(phase, schedule_lib.ramp(state.step, fade))
