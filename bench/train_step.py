@@ -2,6 +2,7 @@
 
   python bench/train_step.py                       # vanilla (DCGAN, MNIST, batch 64)
   python bench/train_step.py --exp=wgan_gp --steps=20 --config.data.batch_size=128
+  python bench/train_step.py --lanes=3             # 3 seeds in one vmapped program (--runner=vectorized)
 
 Figures: compile time of one `--steps`-iteration program, then ms per iteration (one D step
 block + one G step) and iterations/s, median of `--repeats` timed programs after a warm-up.
@@ -27,17 +28,23 @@ from gan_jax.train import run as run_lib
 flags.DEFINE_string('exp', 'vanilla', 'Experiment NAME[:ARG].')
 flags.DEFINE_integer('steps', 20, 'Iterations per timed program (one jit call).')
 flags.DEFINE_integer('repeats', 5, 'Timed programs; the median is reported.')
+flags.DEFINE_integer('lanes', 1, 'Runs (seeds 0..lanes-1) in one vmapped program, as --runner=vectorized trains them.')
 FLAGS = flags.FLAGS
 
 
-def measure(config, steps: int, repeats: int) -> dict:
-  """Compile seconds and the median time per iteration of `repeats` blocks of `steps` iterations."""
+def measure(config, steps: int, repeats: int, lanes: int = 1) -> dict:
+  """Compile seconds and the median time per iteration of `repeats` blocks of `steps` iterations
+  of `lanes` runs in one program (an iteration advances every lane by one step)."""
   run = run_lib.build_run(config)
   phase = run.phases[0]
-  program = program_lib.Program(run, phase, program_lib.Layout(1), on_device=True)
-  state = run.init_state(jax.random.key(0))
+  program = program_lib.Program(run, phase, program_lib.Layout(lanes), on_device=True)
+  if lanes == 1:
+    state, key = run.init_state(jax.random.key(0)), jax.random.key(1)
+  else:
+    state = jax.jit(jax.vmap(run.init_state))(program_lib.stack([jax.random.key(i) for i in range(lanes)]))
+    key = program_lib.stack([jax.random.key(100 + i) for i in range(lanes)])
   data = jax.device_put(run.train_source.arrays)
-  key, fade, sums = jax.random.key(1), phase.fade, program.zero_sums()
+  fade, sums = phase.fade, program.zero_sums()
   started = time.perf_counter()
   program.compile(state, sums, data, fade, key)
   compile_s = time.perf_counter() - started
@@ -58,13 +65,14 @@ def main(argv):
   del argv
   config = experiments.load_config(FLAGS.exp)
   config_lib.apply_overrides(config, OVERRIDES)
-  r = measure(config, FLAGS.steps, FLAGS.repeats)
+  r = measure(config, FLAGS.steps, FLAGS.repeats, FLAGS.lanes)
   device = jax.devices()[0]
-  print('| experiment | device | batch | d_steps | dtype | G upsample | compile (s) | ms / iteration | iterations / s |')
-  print('|---|---|---|---|---|---|---|---|---|')
+  print('| experiment | device | batch | d_steps | dtype | G upsample | lanes | compile (s) | ms / iteration | '
+        'iterations / s | run-iterations / s |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
   print(f'| {FLAGS.exp} | {device.platform} x{jax.device_count()} | {config.data.batch_size} | '
-        f'{config.train.d_steps} | {config.train.dtype} | {config.model.upsample} | {r["compile_s"]:.1f} | {r["ms_per_iter"]:.1f} | '
-        f'{r["iters_per_s"]:.1f} |')
+        f'{config.train.d_steps} | {config.train.dtype} | {config.model.upsample} | {FLAGS.lanes} | {r["compile_s"]:.1f} | '
+        f'{r["ms_per_iter"]:.1f} | {r["iters_per_s"]:.1f} | {FLAGS.lanes * r["iters_per_s"]:.1f} |')
 
 
 if __name__ == '__main__':
