@@ -6,6 +6,9 @@ Launch:
   python launch.py --exp=vanilla:fashion_mnist                    # Fashion-MNIST
   python launch.py --exp=vanilla:ring                             # MLP G/D on the 2D ring of 8
   python launch.py --exp=vanilla:smoke                            # seconds: tiny model, 20 steps
+  python launch.py --exp=vanilla --config.label_smoothing=0.1     # one-sided label smoothing (Salimans et al.)
+  python launch.py --exp=vanilla --config.penalty.historical=0.01 # historical averaging of both players
+  python launch.py --exp=vanilla --config.g_loss=feature_matching # feature matching
 Options after the colon combine with commas, e.g. `vanilla:fashion_mnist,smoke`.
 
 Evaluation: classifier FD and classifier score (the project's MNIST / Fashion-MNIST classifiers, 10k

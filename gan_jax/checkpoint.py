@@ -8,6 +8,8 @@ import pathlib
 
 from absl import logging
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from gan_jax.errors import UserError
@@ -46,6 +48,14 @@ class Checkpointer:
     for step in reversed(self.steps()):
       try:
         return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except ValueError as e:
+        if 'tree structures do not match' not in str(e):
+          failures.append(f'{step}: {str(e).strip().splitlines()[0][:200]}')
+          continue
+        try:  # Saved before the state gained fields: restore what it holds, the rest fresh.
+          return self._restore_older(step, template)
+        except Exception as e2:  # As below.
+          failures.append(f'{step}: {str(e2).strip().splitlines()[0][:200]}')
       except Exception as e:  # Orbax raises many types for unreadable or mismatched files.
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         logging.warning('checkpoint %d in %s could not be loaded (%s); trying an older one',
@@ -56,7 +66,42 @@ class Checkpointer:
                       'move the directory away to start afresh')
     return None
 
+  def _restore_older(self, step: int, template):
+    """Checkpoint `step`, written when the state had fewer fields (e.g. a penalty weight added
+    since): every saved value whose path and shape the template has, the template's values for
+    the fields the checkpoint lacks (named in a warning).
+
+    Raises:
+      ValueError if the checkpoint holds a value the template has no place for, or a shape differs.
+    """
+    saved = _leaves_by_path(self._manager.restore(step, args=ocp.args.StandardRestore()))
+    fresh = _leaves_by_path(template)
+    unknown = sorted(set(saved) - set(fresh))
+    if unknown:
+      raise ValueError(f'it holds {", ".join(unknown[:5])}, which the current state does not')
+    for path, value in saved.items():
+      if np.shape(value) != np.shape(fresh[path]):
+        raise ValueError(f'{path} has shape {np.shape(value)}, the current state {np.shape(fresh[path])}')
+    missing = sorted(set(fresh) - set(saved))
+    logging.warning('checkpoint %d in %s predates %s; those start from their initial values', step,
+                    self.directory, ', '.join(missing))
+    leaves = [jnp.asarray(saved.get(path, value), value.dtype) for path, value in fresh.items()]
+    return jax.tree.unflatten(jax.tree.structure(template), leaves)
+
   def close(self) -> None:
     """Waits for pending writes."""
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _leaves_by_path(tree) -> dict[str, object]:
+  """{'g/opt_state/0/mu/...': leaf} in the tree's leaf order, with dict keys, attribute names and
+  sequence indices alike as path parts (a restored tree has dicts and lists where the state has
+  dataclasses and named tuples)."""
+  def part(key) -> str:
+    for attribute in ('key', 'name', 'idx'):
+      if hasattr(key, attribute):
+        return str(getattr(key, attribute))
+    return str(key)
+
+  return {'/'.join(part(k) for k in path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}

@@ -11,7 +11,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   g_loss '' (the loss's own G loss), 'feature_matching' or 'value' (the value function, both data terms)
   label_smoothing  one-sided label smoothing of D's real target (minimax / non-saturating losses)
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
-         d_weight_decay, instance_noise (+ instance_noise_steps), drift
+         d_weight_decay, instance_noise (+ instance_noise_steps), drift, historical
   unroll steps, stop_gradient, rolled (unrolled G update, Metz et al. 2017)
   optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player), decay, decay_to (schedule)
   train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
@@ -75,6 +75,8 @@ def base() -> ConfigDict:
       instance_noise=0.0,   # initial std of Gaussian noise added to D's real and fake inputs.
       instance_noise_steps=0,  # steps over which that std decays linearly to 0 (0: constant).
       drift=0.0,            # epsilon of ProGAN's drift term eps * E[D(x)^2].
+      historical=0.0,       # lambda of historical averaging, lambda |theta - mean of past thetas|^2,
+                            # for both players (Salimans et al. 2016).
   ))
   c.unroll = ConfigDict(dict(
       steps=0,              # k: G's loss is taken against D advanced k steps of D's optimizer (0 = off).

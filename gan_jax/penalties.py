@@ -134,6 +134,13 @@ def clip_weights(params: PyTree, c: float) -> PyTree:
   return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
 
 
+def squared_distance(params: PyTree, reference: PyTree) -> Array:
+  """|params - reference|^2 summed over every parameter: historical averaging's term (Salimans et
+  al. 2016) with `reference` the mean of the parameters' past values (multiply by its lambda)."""
+  return sum((jnp.sum(jnp.square(p - r)) for p, r in zip(jax.tree.leaves(params), jax.tree.leaves(reference))),
+             jnp.zeros((), jnp.float32))
+
+
 def weight_penalty(params: PyTree) -> Array:
   """Sum of squared D kernels, for "D weight decay" (multiply by its coefficient).
 

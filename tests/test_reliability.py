@@ -10,14 +10,17 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
+from gan_jax.errors import UserError
 from gan_jax.train import from_checkpoint
 from gan_jax.train import lanes
 from gan_jax.train import loop
+from gan_jax.train import run as run_lib
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -227,3 +230,30 @@ def test_crashing_wandb_never_stops_training(tmp_path, data_dir, monkeypatch, ca
   assert result['status'] == 'finished'
   assert any('W&B logging failed' in r.getMessage() for r in caplog.records)
   assert len((tmp_path / 'metrics.jsonl').read_text().splitlines()) == 4
+
+
+def test_a_checkpoint_from_before_the_state_gained_fields_still_loads(tmp_path, caplog):
+  """A run saved before GANState had `history` and loss_weights['historical'] (here: a checkpoint
+  written without them) resumes: every saved value comes back bit for bit, the new fields start
+  from their initial values, and a warning names them. A differing shape is still refused."""
+  def state_of(*overrides):
+    config = experiments.load_config('vanilla:ring', [('log.wandb', 'disabled'), ('penalty.historical', '0.1'),
+                                                      *overrides])
+    return run_lib.build_run(config).init_state(jax.random.key(0))
+
+  template = state_of()
+  trained = jax.tree.map(lambda x: x + 1 if jnp.issubdtype(x.dtype, jnp.floating) else x, template)
+  older = {'step': trained.step, 'g': trained.g, 'd': trained.d, 'ema_params': trained.ema_params,
+           'loss_weights': {k: v for k, v in trained.loss_weights.items() if k != 'historical'}}
+  writer = checkpoint_lib.Checkpointer(tmp_path)
+  writer.save(7, older)
+  writer.close()
+  with caplog.at_level('WARNING'):
+    restored = checkpoint_lib.Checkpointer(tmp_path, read_only=True).restore_latest(template)
+  _assert_identical((restored.g, restored.d, restored.step), (trained.g, trained.d, trained.step))
+  _assert_identical((restored.history, restored.loss_weights['historical']),
+                    (template.history, template.loss_weights['historical']))
+  assert any('predates history/d/' in r.getMessage() and 'loss_weights/historical' in r.getMessage()
+             for r in caplog.records), [r.getMessage() for r in caplog.records]
+  with pytest.raises(UserError, match='could be loaded.*shape'):
+    checkpoint_lib.Checkpointer(tmp_path, read_only=True).restore_latest(state_of(('model.hidden', '16')))

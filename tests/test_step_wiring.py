@@ -44,6 +44,8 @@ def _setup(penalty: str, loss: str = 'wasserstein', **options):
   state = jax.tree.map(lambda x: x.astype(jnp.float64) if x.dtype == jnp.float32 else x, state)
   weights = {**state.loss_weights, penalty: jnp.asarray(WEIGHT, jnp.float64)} if penalty else state.loss_weights
   state = state.replace(loss_weights=weights)
+  if penalty == 'historical':  # As state_lib.init starts it with penalty.historical > 0.
+    state = state.replace(history={'g': state.g.params, 'd': state.d.params})
   step_options = steps.StepOptions(z_dim=Z_DIM, penalties=(penalty,) if penalty else (), **options)
   step = jax.jit(steps.make_train_step(g, d, sgd, sgd, losses.get(loss), step_options))
   real = jnp.broadcast_to(jnp.asarray(REAL_POINT), (1, BATCH, 2))  # [d_steps=1, B, 2]
@@ -139,3 +141,34 @@ def test_feature_matching_g_gradient_is_that_of_the_distance_between_mean_d_feat
     np.testing.assert_allclose(g_gradient, jax.grad(by_hand)(state.g.params['g']), rtol=1e-6, atol=1e-12)
     on_pixels = jax.grad(lambda g_point: jnp.sum(jnp.square(real[0].mean(0) - g_point)))(state.g.params['g'])
     assert not np.allclose(g_gradient, on_pixels, rtol=1e-3)  # Raw inputs would give another gradient.
+
+
+def test_historical_averaging_pulls_each_player_toward_its_mean_past_parameters():
+  """Two iterations (Wasserstein loss): the first is that of a run without the term (the mean of
+  the initial parameters is the parameters); in the second, D's gradient exceeds that of the run
+  without the term (same parameters and inputs) by 2 lambda (theta_1 - mean(theta_0, theta_1)) =
+  lambda (theta_1 - theta_0), and G's is -grad D(g) under the updated D plus the same pull. The
+  means kept afterwards are those of theta_0, theta_1, theta_2."""
+  with jax.enable_x64(True):
+    runs = {}
+    for weight in (WEIGHT, None):
+      d, state, step, real = _setup('historical' if weight else None)
+      states = [state]
+      for k in range(2):
+        states.append(step(states[-1], {'image': real}, jax.random.key(10 + k))[0])
+      runs[weight] = states
+    with_term, without = runs[WEIGHT], runs[None]
+    assert without[0].history == {}
+    _assert_trees_close(with_term[1].d.params, without[1].d.params, rtol=1e-12)
+    _assert_trees_close(with_term[1].g.params, without[1].g.params, rtol=1e-12)
+    pull = lambda player: jax.tree.map(lambda t1, t0: WEIGHT * (t1 - t0), getattr(with_term[1], player).params,
+                                       getattr(with_term[0], player).params)
+    d_gradient = lambda states: _d_gradient(states[1], states[2])
+    _assert_trees_close(jax.tree.map(lambda a, b: a - b, d_gradient(with_term), d_gradient(without)), pull('d'))
+    g_point = with_term[1].g.params['g']
+    adversarial = jax.grad(lambda point: -jnp.mean(d.apply({'params': with_term[2].d.params},
+                                                           jnp.broadcast_to(point, (BATCH, 2)))))(g_point)
+    np.testing.assert_allclose(g_point - with_term[2].g.params['g'], adversarial + pull('g')['g'], rtol=1e-6)
+    for player in ('d', 'g'):
+      theta = [getattr(s, player).params for s in with_term]
+      _assert_trees_close(with_term[2].history[player], jax.tree.map(lambda *t: sum(t) / 3, *theta), rtol=1e-12)

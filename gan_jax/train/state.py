@@ -43,16 +43,19 @@ class GANState:
       LOSS_WEIGHTS). Held in the state, not baked into the program, so runs that differ only
       in these weights can share one compiled, vmapped program; a resumed run takes the
       config's values.
+    history: for historical averaging (penalty.historical > 0), {'g': ..., 'd': ...}: the mean
+      of each player's parameters over the iterations so far, initial ones included ({} when off).
   """
   step: jax.Array
   g: Player
   d: Player
   ema_params: PyTree
   loss_weights: dict[str, jax.Array]
+  history: PyTree = flax.struct.field(default_factory=dict)
 
 
 # Regularizer weights that live in GANState.loss_weights (names of `config.penalty` fields).
-LOSS_WEIGHTS = ('gp', 'r1', 'r2', 'dragan', 'd_weight_decay', 'instance_noise', 'drift')
+LOSS_WEIGHTS = ('gp', 'r1', 'r2', 'dragan', 'd_weight_decay', 'instance_noise', 'drift', 'historical')
 
 
 def loss_weights(penalty_config) -> dict[str, jax.Array]:
@@ -155,4 +158,7 @@ def init(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransforma
   ema_params = jax.tree.map(jnp.copy, g.params) if ema else {}
   weights = loss_weights(penalty_config) if penalty_config is not None else {
       name: jnp.zeros((), jnp.float32) for name in LOSS_WEIGHTS}
-  return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d, ema_params=ema_params, loss_weights=weights)
+  history = ({'g': jax.tree.map(jnp.copy, g.params), 'd': jax.tree.map(jnp.copy, d.params)}
+             if penalty_config is not None and penalty_config.historical > 0 else {})
+  return GANState(step=jnp.zeros((), jnp.int32), g=g, d=d, ema_params=ema_params, loss_weights=weights,
+                  history=history)

@@ -126,7 +126,7 @@ class StepOptions:
 # Each penalty's term is weight * PENALTY_SCALE[name] * value (R1/R2 are gamma/2-weighted).
 # Instance noise is not a loss term: its weight is the noise std.
 PENALTY_SCALE = {'gp': 1.0, 'r1': 0.5, 'r2': 0.5, 'dragan': 1.0, 'd_weight_decay': 1.0, 'drift': 1.0,
-                 'instance_noise': 0.0}
+                 'instance_noise': 0.0, 'historical': 1.0}
 
 
 def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
@@ -170,7 +170,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
       std = penalties.instance_noise_std(step, std, o.instance_noise_steps)
     return penalties.instance_noise(x, rng, std.astype(x.dtype), o.axis_name)
 
-  def penalty_terms(params, stats, real, real_labels, fake, fake_labels, d_real, rng) -> dict[str, jax.Array]:
+  def penalty_terms(params, stats, history, real, real_labels, fake, fake_labels, d_real, rng) -> dict[str, jax.Array]:
     """Raw (unweighted) values of the enabled loss-term penalties.
 
     A conditional critic reads the real labels, except on fakes alone (R2): there the fakes' own.
@@ -192,16 +192,18 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
       terms['d_weight_decay'] = penalties.weight_penalty(params)
     if 'drift' in o.penalties:
       terms['drift'] = jnp.mean(jnp.square(d_real))
+    if 'historical' in o.penalties:
+      terms['historical'] = penalties.squared_distance(params, history['d'])
     return terms
 
-  def d_loss_fn(params, stats, weights, step, real, real_labels, fake, fake_labels, rng):
+  def d_loss_fn(params, stats, weights, history, step, real, real_labels, fake, fake_labels, rng):
     """D's total loss and (new stats, metrics) on one real and one (constant) fake batch."""
     noise_rng, penalty_rng = jax.random.split(rng)
     real_noise_rng, fake_noise_rng = jax.random.split(noise_rng)
     (d_real, class_real), stats = d_train(params, stats, noisy(real, weights, step, real_noise_rng), real_labels)
     (d_fake, class_fake), stats = d_train(params, stats, noisy(fake, weights, step, fake_noise_rng), fake_labels)
     adversarial = loss.d(d_real, d_fake)
-    terms = penalty_terms(params, stats, real, real_labels, fake, fake_labels, d_real, penalty_rng)
+    terms = penalty_terms(params, stats, history, real, real_labels, fake, fake_labels, d_real, penalty_rng)
     penalty = sum((weights[k] * PENALTY_SCALE[k] * v for k, v in terms.items()), jnp.zeros((), jnp.float32))
     metrics = {'d_loss': adversarial, 'd_penalty': penalty, 'd_real': jnp.mean(d_real),
                'd_fake': jnp.mean(d_fake), **terms}
@@ -227,7 +229,8 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     fake = jax.lax.stop_gradient(
         apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True, **cond(labels))[0])
     grads, (stats, metrics) = jax.grad(d_loss_fn, has_aux=True)(
-        state.d.params, state.d.batch_stats, state.loss_weights, state.step, real, real_labels, fake, labels, loss_rng)
+        state.d.params, state.d.batch_stats, state.loss_weights, state.history, state.step, real, real_labels, fake,
+        labels, loss_rng)
     grads, stats = _mean_over((grads, stats), o.axis_name)
     params, stats, opt_state = d_opt_step(state.d.params, stats, state.d.opt_state, grads)
     metrics['d_grad_norm'] = optax.tree.norm(grads)
@@ -240,7 +243,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     def d_step(carry, rng_k):
       params, stats, opt_state = carry
       grads, (new_stats, _) = jax.grad(d_loss_fn, has_aux=True)(
-          params, stats, state.loss_weights, state.step, real, real_labels, fake, labels, rng_k)
+          params, stats, state.loss_weights, state.history, state.step, real, real_labels, fake, labels, rng_k)
       grads, new_stats = _mean_over((grads, new_stats), o.axis_name)
       return d_opt_step(params, new_stats, opt_state, grads), None
 
@@ -282,8 +285,14 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     z_rng, loss_rng = jax.random.split(rng)
     z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
     labels = draw_labels(rng, real.shape[0])
-    (_, (stats, metrics)), grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
-        state.g.params, state, real, real_labels, z, labels, loss_rng)
+    def objective(g_params):
+      total, (stats, metrics) = g_loss_fn(g_params, state, real, real_labels, z, labels, loss_rng)
+      if 'historical' in o.penalties:
+        metrics['g_historical'] = penalties.squared_distance(g_params, state.history['g'])
+        total = total + state.loss_weights['historical'] * PENALTY_SCALE['historical'] * metrics['g_historical']
+      return total, (stats, metrics)
+
+    (_, (stats, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(state.g.params)
     grads, stats = _mean_over((grads, stats), o.axis_name)
     updates, opt_state = g_opt.update(grads, state.g.opt_state, state.g.params)
     g = Player(params=optax.apply_updates(state.g.params, updates), batch_stats=stats, opt_state=opt_state)
@@ -306,6 +315,10 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
       d_metrics.append(metrics_k)
     d_metrics = jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *d_metrics)
     state, g_metrics = g_update(state, real[-1], real_labels[-1], g_rng)
+    if 'historical' in o.penalties:  # The mean over the initial parameters and those after each iteration.
+      count = (state.step + 2).astype(jnp.float32)
+      state = state.replace(history=jax.tree.map(lambda h, p: h + (p - h) / count, state.history,
+                                                 {'g': state.g.params, 'd': state.d.params}))
     metrics = {**d_metrics, **g_metrics}
     return state.replace(step=state.step + 1), _mean_over(metrics, o.axis_name)
 
