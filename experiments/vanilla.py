@@ -9,6 +9,7 @@ Launch:
   python launch.py --exp=vanilla --config.label_smoothing=0.1     # one-sided label smoothing (Salimans et al.)
   python launch.py --exp=vanilla --config.penalty.historical=0.01 # historical averaging of both players
   python launch.py --exp=vanilla --config.g_loss=feature_matching # feature matching
+  python launch.py --exp=vanilla:tricks --sweep                   # plain vs each of them, 3 seeds
 Options after the colon combine with commas, e.g. `vanilla:fashion_mnist,smoke`.
 
 Evaluation: classifier FD and classifier score (the project's MNIST / Fashion-MNIST classifiers, 10k
@@ -23,7 +24,7 @@ from gan_jax import config as config_lib
 from gan_jax import experiments
 
 DATA = experiments.IMAGE_SETS + ('ring', 'grid')
-OPTIONS = DATA + ('smoke',)
+OPTIONS = DATA + ('smoke', 'tricks')  # tricks: the sweep of Salimans et al.'s stabilisers.
 
 
 def get_config(arg: str | None = None):
@@ -48,6 +49,16 @@ def get_config(arg: str | None = None):
   return c
 
 
-def get_sweep():
-  """Loss x seed grid: the saturating and non-saturating G losses, 3 seeds each."""
-  return {'product': {'loss': ['minimax', 'non_saturating'], 'train.seed': [0, 1, 2]}}
+SEEDS = [0, 1, 2]
+# Salimans et al.'s (2016) stabilisers, each on the non-saturating GAN (the `tricks` sweep).
+TRICKS = [{'label_smoothing': [0.1]}, {'penalty.historical': [0.01]}, {'g_loss': ['feature_matching']},
+          {'model.d_minibatch': ['discrimination']}]
+
+
+def get_sweep(arg: str | None = None):
+  """Loss x seed grid: the saturating and non-saturating G losses, 3 seeds each. With `tricks`
+  (`--exp=vanilla:tricks --sweep`): the non-saturating GAN alone and with each of TRICKS, 3 seeds each."""
+  if 'tricks' in experiments.parse_options('vanilla', arg, OPTIONS, exclusive=(DATA,)):
+    return [{'product': {'loss': ['non_saturating'], 'train.seed': SEEDS}},
+            *({'product': {**trick, 'train.seed': SEEDS}} for trick in TRICKS)]
+  return {'product': {'loss': ['minimax', 'non_saturating'], 'train.seed': SEEDS}}
