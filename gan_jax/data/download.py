@@ -158,7 +158,8 @@ class _Progress:
       return
     self.shown = percent
     rate = received / max(time.perf_counter() - self.started, 1e-6) / 1e6
-    text = f'downloading {self.label}: {percent:3d}% of {self.total / 1e6:.1f} MB ({rate:.1f} MB/s)'
+    size = f'{self.total / 1e6:.1f} MB' if self.total >= 1e6 else f'{self.total / 1e3:.0f} kB'
+    text = f'downloading {self.label}: {percent:3d}% of {size} ({rate:.1f} MB/s)'
     if self.tty:
       bar = '#' * (percent // 4)
       sys.stderr.write(f'\r{text} [{bar:<25}]')

@@ -151,8 +151,8 @@ class Layout:
     return f'{where}; global batch {batch_size}, {self.per_device(batch_size)} per device'
 
   def _put(self, tree, spec):
-    if self.mesh is None:
-      return jax.device_put(tree)
+    if self.mesh is None:  # Committed, as restored checkpoints are: fresh and resumed runs then share
+      return jax.device_put(tree, jax.devices()[0])  # one compiled program (and its cache entry).
     if jax.process_count() > 1:
       return parallel.replicate(tree, self.mesh)  # Single runs only (see make): replicated.
     return jax.device_put(tree, jax.sharding.NamedSharding(self.mesh, spec))
