@@ -9,6 +9,7 @@ Launch:
   python launch.py --exp=vanilla --config.label_smoothing=0.1     # one-sided label smoothing (Salimans et al.)
   python launch.py --exp=vanilla --config.penalty.historical=0.01 # historical averaging of both players
   python launch.py --exp=vanilla --config.g_loss=feature_matching # feature matching
+  python launch.py --exp=vanilla --config.model.g_norm=virtual    # virtual batch normalization in G
   python launch.py --exp=vanilla:tricks --sweep                   # plain vs each of them, 3 seeds
 Options after the colon combine with commas, e.g. `vanilla:fashion_mnist,smoke`.
 
@@ -52,7 +53,7 @@ def get_config(arg: str | None = None):
 SEEDS = [0, 1, 2]
 # Salimans et al.'s (2016) stabilisers, each on the non-saturating GAN (the `tricks` sweep).
 TRICKS = [{'label_smoothing': [0.1]}, {'penalty.historical': [0.01]}, {'g_loss': ['feature_matching']},
-          {'model.d_minibatch': ['discrimination']}]
+          {'model.d_minibatch': ['discrimination']}, {'model.g_norm': ['virtual']}]
 
 
 def get_sweep(arg: str | None = None):

@@ -3,7 +3,7 @@
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
   data   name, dir, split, batch_size, on_device, download
-  model  name, z_dim, g_channels, d_channels, d_norm, d_minibatch, hidden, layers, d_hidden,
+  model  name, z_dim, g_channels, d_channels, d_norm, g_norm, vbn_reference, d_minibatch, hidden, layers, d_hidden,
          d_layers, d_input_scale (MLP D), upsample,
          g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
   loss   one of gan_jax.losses.LOSSES
@@ -46,6 +46,8 @@ def base() -> ConfigDict:
       g_channels=64,      # DCGAN: channels of G's last hidden layer (doubles towards the input).
       d_channels=64,      # DCGAN: channels of D's first layer (doubles with depth).
       d_norm='batch',     # D's hidden-layer normalization: 'batch', 'layer', 'spectral' or 'none'.
+      g_norm='batch',     # DCGAN G: 'batch' or 'virtual' (virtual batch norm, Salimans et al. 2016).
+      vbn_reference=64,   # g_norm='virtual': size of the fixed reference batch of latents.
       d_minibatch='',     # before D's last layer: '', 'stddev' (ProGAN) or 'discrimination' (Salimans).
       hidden=128,         # MLP: hidden width (G's, and D's unless d_hidden is set).
       layers=3,           # MLP: hidden layers (G's, and D's unless d_layers is set).

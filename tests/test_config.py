@@ -89,7 +89,7 @@ def test_vanilla_tricks_sweep_adds_one_stabiliser_per_member_group():
   from gan_jax import sweep_runners
   config = experiments.load_config('vanilla:tricks')
   members = sweep_lib.make_members(sweep_runners.load_spec('vanilla:tricks'), config)
-  assert len(members) == 15 and [m.values['train.seed'] for m in members] == [0, 1, 2] * 5
+  assert len(members) == 18 and [m.values['train.seed'] for m in members] == [0, 1, 2] * 6
   base = config_lib.flatten(config_lib.to_dict(sweep_lib.member_config(config, members[0], 'g')))
   for member in members[3::3]:
     changed = {k for k, v in config_lib.flatten(config_lib.to_dict(sweep_lib.member_config(config, member, 'g'))).items()

@@ -170,3 +170,20 @@ def test_spectral_norm_gradients_match_central_differences():
                              rtol=1e-8)
   _central_difference_check(lambda p: readout(by_hand(p)), params, seed=6)
   _central_difference_check(lambda x: jnp.sum(jnp.sin(module.apply(variables, x, update_stats=False))), x, seed=7)
+
+
+def test_virtual_batch_norm_uses_the_reference_rows_and_each_example_alone():
+  r, b = 3, 4
+  x = jnp.asarray(np.random.default_rng(8).normal(size=(r + b, 2, 2, 5)) * 2 + 1)
+  module = layers.VirtualBatchNorm(r)
+  variables = init(module, x)
+  variables = {'params': {'scale': jnp.linspace(0.5, 1.5, 5), 'bias': jnp.linspace(-1, 1, 5)}}
+  out = jax.jit(module.apply)(variables, x)
+  xs = np.asarray(x)
+  for i in range(r + b):
+    rows = xs[:r] if i < r else np.concatenate([xs[:r], xs[i:i + 1]])  # Reference rows, and the example.
+    mean, var = rows.mean(axis=(0, 1, 2)), rows.var(axis=(0, 1, 2))
+    expected = (xs[i] - mean) / np.sqrt(var + 1e-5) * np.linspace(0.5, 1.5, 5) + np.linspace(-1, 1, 5)
+    np.testing.assert_allclose(out[i], expected, rtol=1e-5, atol=1e-6)  # Computed in float32.
+  other = x.at[r + 1:].set(x[r + 1:] * 3 - 2)  # Other examples change: example r's output does not.
+  np.testing.assert_array_equal(jax.jit(module.apply)(variables, other)[r], out[r])

@@ -79,3 +79,22 @@ def test_mlp_discriminator_has_its_own_width_depth_and_input_scale():
   assert not np.allclose(d.apply({'params': d_params}, x), unscaled.apply({'params': d_params}, x))
   with pytest.raises(UserError, match='d_input_scale > 0'):
     models.build(config_lib.ConfigDict({**c.to_dict(), 'd_input_scale': 0.0}), (2,))
+
+
+def test_virtual_batch_norm_generator_keeps_its_reference_and_samples_alone():
+  c = config_lib.base()
+  c.model.update(g_norm='virtual', vbn_reference=8, g_channels=8, z_dim=16)
+  g, _ = models.build(c.model, (28, 28, 1))
+  variables = g.init(jax.random.key(0), jnp.zeros((1, 16)))
+  reference = variables['batch_stats']['reference_z']
+  assert reference.shape == (8, 16)
+  z = jax.random.normal(jax.random.key(1), (4, 16))
+  out, updated = g.apply(variables, z, mutable=['batch_stats'])
+  np.testing.assert_array_equal(updated['batch_stats']['reference_z'], reference)  # Fixed during training.
+  others = z.at[1:].set(jax.random.normal(jax.random.key(2), (3, 16)))
+  np.testing.assert_array_equal(g.apply(variables, others, mutable=['batch_stats'])[0][0], out[0])
+  assert not np.array_equal(g.apply(variables, z, train=False)[0], g.apply(
+      g.init(jax.random.key(5), jnp.zeros((1, 16))), z, train=False)[0])  # Another seed, another reference.
+  c.model.g_cond, c.model.d_cond = 'concat', 'concat'
+  with pytest.raises(UserError, match="g_norm='virtual' needs an unconditional G"):
+    models.build(c.model, (28, 28, 1), num_classes=10)

@@ -16,6 +16,7 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 D_NORMS = ('batch', 'layer', 'spectral', 'none')
+G_NORMS = ('batch', 'virtual')
 D_MINIBATCH = ('', 'stddev', 'discrimination')
 
 
@@ -54,11 +55,16 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
     dcgan.num_scales(example_shape[0])
     _check_choice('model.d_norm', model_config.d_norm, D_NORMS)
     _check_choice('model.d_minibatch', model_config.d_minibatch, D_MINIBATCH)
+    _check_choice('model.g_norm', model_config.g_norm, G_NORMS)
+    if model_config.g_norm == 'virtual' and (model_config.g_cond or model_config.vbn_reference < 1):
+      raise UserError(f"model.g_norm='virtual' needs an unconditional G (model.g_cond='') and "
+                      f'model.vbn_reference >= 1 (got {model_config.g_cond!r}, {model_config.vbn_reference})')
     if not is_conditional(model_config):
       num_classes = 0
     m = model_config
     return (dcgan.Generator(tuple(example_shape), m.g_channels, m.upsample, dtype, axis_name=axis_name,
-                            cond=m.g_cond, num_classes=num_classes, label_dim=m.label_dim),
+                            cond=m.g_cond, num_classes=num_classes, label_dim=m.label_dim, norm=m.g_norm,
+                            num_reference=m.vbn_reference if m.g_norm == 'virtual' else 0),
             dcgan.Discriminator(m.d_channels, m.d_norm, m.d_minibatch, dtype, axis_name=axis_name,
                                 cond=m.d_cond, num_classes=num_classes))
   if name == 'mlp':

@@ -44,6 +44,10 @@ class Generator(nn.Module):
   axis_name: the data-parallel axis BatchNorm averages its batch statistics over (None: the
     local batch only); the module must then be trained inside a mapping of that axis.
   cond: '' (unconditional), 'concat' or 'cbn' (gan_jax.models.conditioning) over num_classes.
+  norm: 'batch' (BatchNorm) or 'virtual' (virtual batch normalization, Salimans et al. 2016:
+    every layer normalizes each example with the statistics of a reference batch of
+    `num_reference` latents drawn once at initialisation and kept in 'batch_stats' as
+    'reference_z', so a sample never depends on the other samples of its batch).
   """
   image_shape: Sequence[int]
   channels: int = 64
@@ -53,6 +57,8 @@ class Generator(nn.Module):
   cond: str = ''
   num_classes: int = 0
   label_dim: int = 0
+  norm: str = 'batch'
+  num_reference: int = 0
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True, labels: jax.Array | None = None) -> jax.Array:
@@ -60,8 +66,16 @@ class Generator(nn.Module):
     scales = num_scales(side)
     start = side >> scales
     width = self.channels * 2 ** (scales - 1)
+    reference = 0
+    if self.norm == 'virtual':  # The reference batch goes through the network ahead of the examples.
+      reference = self.num_reference
+      reference_z = self.variable('batch_stats', 'reference_z', lambda: jax.random.normal(
+          self.make_rng('params'), (reference, z.shape[-1]), jnp.float32))
+      z = jnp.concatenate([reference_z.value.astype(z.dtype), z])
 
     def normalize(x):
+      if self.norm == 'virtual':
+        return layers.VirtualBatchNorm(reference)(x)
       if self.cond == 'cbn':
         return conditioning.ClassAffine(self.num_classes)(
             _batch_norm(train, self.dtype, self.axis_name, affine=False)(x), labels)
@@ -77,7 +91,7 @@ class Generator(nn.Module):
       x = UpConv2x(width, self.upsample, use_bias=False, dtype=self.dtype)(x)
       x = nn.relu(normalize(x))
     x = UpConv2x(out_channels, self.upsample, dtype=self.dtype)(x)
-    return jnp.tanh(x.astype(jnp.float32))
+    return jnp.tanh(x[reference:].astype(jnp.float32))
 
 
 class Discriminator(nn.Module):

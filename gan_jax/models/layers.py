@@ -81,6 +81,43 @@ class MinibatchStdDev(nn.Module):
     return jnp.concatenate([x, jnp.broadcast_to(stat, x.shape[:-1] + (1,)).astype(x.dtype)], axis=-1)
 
 
+class VirtualBatchNorm(nn.Module):
+  """Virtual batch normalization (Salimans et al. 2016, Sec. 3.4) of [R + B, ..., C] activations
+  whose first R rows come from the fixed reference batch.
+
+  Each of the B examples is normalized with the per-channel mean and variance of the reference
+  rows together with itself (over every axis but the channels), so its output depends on the
+  reference batch and on itself only, never on the other examples; the reference rows are
+  normalized with their own statistics. Learned scale and bias per channel, as BatchNorm.
+
+  Attributes:
+    num_reference: R.
+    epsilon: added to the variance.
+  """
+  num_reference: int
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    r = self.num_reference
+    axes = tuple(range(1, x.ndim - 1))  # Per example: all but the batch and channel axes.
+    xf = x.astype(jnp.float32)
+    per_example = math.prod(x.shape[1:-1])
+    ref_sum = jnp.sum(xf[:r], axis=(0, *axes))        # [C]
+    ref_square = jnp.sum(xf[:r] ** 2, axis=(0, *axes))
+    own_sum = jnp.sum(xf, axis=axes, keepdims=True)      # [R + B, 1.., C]
+    own_square = jnp.sum(xf ** 2, axis=axes, keepdims=True)
+    is_reference = (jnp.arange(x.shape[0]) < r).reshape((-1,) + (1,) * (x.ndim - 1))
+    count = jnp.where(is_reference, r * per_example, (r + 1) * per_example)
+    total = ref_sum + jnp.where(is_reference, 0.0, own_sum)
+    total_square = ref_square + jnp.where(is_reference, 0.0, own_square)
+    mean = total / count
+    var = jnp.maximum(total_square / count - mean ** 2, 0.0)
+    scale = self.param('scale', nn.initializers.ones, (x.shape[-1],), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (x.shape[-1],), jnp.float32)
+    return ((xf - mean) * jax.lax.rsqrt(var + self.epsilon) * scale + bias).astype(x.dtype)
+
+
 class MinibatchDiscrimination(nn.Module):
   """Minibatch discrimination (Salimans et al. 2016, Sec. 3.2).
 
