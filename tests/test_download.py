@@ -113,3 +113,25 @@ def test_a_first_run_downloads_and_trains(tmp_path, data_dir):
   assert sorted(p.name for p in (tmp_path / 'data' / 'mnist').iterdir()) == [
       'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz']
   assert 'run finished at step 20' in result.stderr
+
+
+def test_cifar10_is_fetched_as_its_official_tarball_and_anything_else_refused(tmp_path, monkeypatch):
+  """The served tarball is a small stand-in (the official one is not on these machines): the
+  download asks for cifar10/cifar-10-python.tar.gz and refuses it for its size."""
+  served = tmp_path / 'served' / 'cifar10'
+  served.mkdir(parents=True)
+  (served / 'cifar-10-python.tar.gz').write_bytes(b'not the CIFAR-10 tarball')
+  handler = functools.partial(_Handler, directory=str(tmp_path / 'served'))
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  try:
+    monkeypatch.setenv(download.MIRROR_ENV, f'http://127.0.0.1:{server.server_address[1]}')
+    monkeypatch.setenv('GAN_JAX_DATA', str(tmp_path / 'data'))
+    from gan_jax.data import cifar10
+    with pytest.raises(UserError, match=r'could not download cifar-10-python.tar.gz .*received 24 bytes, '
+                                        r'expected 170498071'):
+      cifar10.load('test')
+  finally:
+    server.shutdown()
+    server.server_close()
+  assert not (tmp_path / 'data').exists()

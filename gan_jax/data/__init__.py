@@ -69,7 +69,7 @@ def load_images(name: str, split: str, data_dir: str = '', download: bool = True
     return idx.load(name, split, data_dir, download)
   if name == 'cifar10':
     from gan_jax.data import cifar10
-    return cifar10.load(split, data_dir)
+    return cifar10.load(split, data_dir, download)
   if name == 'stacked_mnist':  # Fixed sets built from MNIST: see gan_jax.data.stacked_mnist.
     from gan_jax.data import stacked_mnist
     return stacked_mnist.load(split, data_dir, download)

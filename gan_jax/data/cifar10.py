@@ -20,6 +20,7 @@ import zlib
 
 import numpy as np
 
+from gan_jax.data import download as download_lib
 from gan_jax.data import files
 from gan_jax.errors import UserError
 
@@ -126,12 +127,14 @@ _LAYOUTS = (  # In order of preference.
 )
 
 
-def load(split: str, data_dir: str = '') -> tuple[np.ndarray, np.ndarray]:
+def load(split: str, data_dir: str = '', download: bool = True) -> tuple[np.ndarray, np.ndarray]:
   """Loads CIFAR-10 from whichever official distribution is in the dataset folder.
 
   Args:
     split: 'train' (50,000 images, batches 1 to 5 in order) or 'test' (10,000 images).
     data_dir: see `gan_jax.data.files.search_path`.
+    download: fetch the python tarball when no distribution is on the search path
+      (gan_jax/data/download.py).
 
   Returns:
     images: uint8 [N, 32, 32, 3] (NHWC, RGB); labels: int32 [N] in 0..9.
@@ -142,7 +145,12 @@ def load(split: str, data_dir: str = '') -> tuple[np.ndarray, np.ndarray]:
   if split not in _BATCHES:
     raise UserError(f'split {split!r} is not one of {sorted(_BATCHES)}')
   sources = tuple(layout.source for layout in _LAYOUTS)
-  folder = files.find_dataset_dir('cifar10', data_dir, sources, _HOW_TO_GET)
+  try:
+    folder = files.find_dataset_dir('cifar10', data_dir, sources, _HOW_TO_GET)
+  except UserError:
+    if not download:
+      raise
+    folder = download_lib.fetch('cifar10', (_PY_TAR,), data_dir)
   layout = next(layout for layout in _LAYOUTS if (folder / layout.source).exists())
   names = [layout.member.format(batch) for batch in _BATCHES[split]]
   if layout.source.endswith('.tar.gz'):
