@@ -11,6 +11,7 @@ from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluator as evaluator_lib
+from gan_jax.metrics import modes
 from gan_jax.train import from_checkpoint
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
@@ -57,12 +58,22 @@ def test_ring_samples_move_toward_the_modes(tmp_path):
     points = np.asarray(run.generate(state, z))
     return float(np.mean(np.min(np.linalg.norm(points[:, None] - centers[None], axis=-1), axis=1)))
 
+  def modes_found(state):
+    return modes.mixture_modes(np.asarray(run.generate(state, z[:2500])), run.source.mixture)
+
   # The run's initial state is the one init_state builds from the seed's init key.
   init_key = jax.random.split(jax.random.key(config.train.seed), 3)[0]
-  before = mean_distance_to_nearest_mode(run.init_state(init_key))
+  initial = run.init_state(init_key)
+  before, modes_before = mean_distance_to_nearest_mode(initial), modes_found(initial)
   loop.train_and_evaluate(config, tmp_path)
-  after = mean_distance_to_nearest_mode(_final_params(tmp_path, config))
+  trained = _final_params(tmp_path, config)
+  after, modes_after = mean_distance_to_nearest_mode(trained), modes_found(trained)
   assert after < 0.4 * before, (before, after)
+  # Samples land on modes (within 3 std), on more modes than before training (measured once:
+  # 2 modes at 0.2% high quality before, 3 at 22.6% after; the plain GAN covers only some modes).
+  summary = {k: (modes_before[k], modes_after[k]) for k in ('modes', 'high_quality')}
+  assert modes_after['modes'] > modes_before['modes'], summary
+  assert modes_after['high_quality'] > 0.1 and modes_after['high_quality'] > 20 * modes_before['high_quality'], summary
 
 
 @pytest.mark.parametrize('on_device', [True, False])
