@@ -24,8 +24,9 @@ class Checkpointer:
 
   def __init__(self, directory: pathlib.Path, keep: int = 3, read_only: bool = False):
     self.directory = pathlib.Path(directory).resolve()
-    options = (ocp.CheckpointManagerOptions(read_only=True, max_to_keep=None, save_interval_steps=0) if read_only
-               else ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    # Reading only: nothing created, nothing deleted (no max_to_keep), no temporary directory cleaned.
+    options = (ocp.CheckpointManagerOptions(create=False, max_to_keep=None, cleanup_tmp_directories=False)
+               if read_only else ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def save(self, step: int, state) -> None:
@@ -47,15 +48,12 @@ class Checkpointer:
     failures = []
     for step in reversed(self.steps()):
       try:
-        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-      except ValueError as e:
-        if 'tree structures do not match' not in str(e):
-          failures.append(f'{step}: {str(e).strip().splitlines()[0][:200]}')
-          continue
-        try:  # Saved before the state gained fields: restore what it holds, the rest fresh.
-          return self._restore_older(step, template)
-        except Exception as e2:  # As below.
-          failures.append(f'{step}: {str(e2).strip().splitlines()[0][:200]}')
+        try:
+          return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except ValueError as e:
+          if 'tree structures do not match' not in str(e):
+            raise
+          return self._restore_older(step, template)  # Saved before the state gained fields.
       except Exception as e:  # Orbax raises many types for unreadable or mismatched files.
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         logging.warning('checkpoint %d in %s could not be loaded (%s); trying an older one',

@@ -51,7 +51,8 @@ def test_training_evaluates_every_eval_every_steps(evaluated_run):
   for r in records:
     assert r['classifier_fd'] > 0 and np.isfinite(r['classifier_fd'])
     assert 1.0 <= r['classifier_score'] <= 10.0
-  assert result['eval'] == {k: v for k, v in records[-1].items() if k != 'step'}
+  assert result['eval'] == {k: v for k, v in records[-1].items() if k not in ('step', 'train_seconds')}
+  assert 0 < records[0]['train_seconds'] < records[1]['train_seconds']
 
 
 def test_eval_mode_reproduces_the_last_evaluation(evaluated_run):

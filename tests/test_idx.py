@@ -90,6 +90,10 @@ def test_load_mismatched_counts(tmp_path):
 
 def test_load_without_files_says_where_to_get_them(tmp_path):
   with pytest.raises(UserError, match='train-images-idx3-ubyte.gz.*fashion-mnist'):
+    idx.load('fashion_mnist', 'train', str(tmp_path), download=False)
+  # Downloads on (the default) and no server reachable: the files to place, and where.
+  with pytest.raises(UserError, match=f'Place the files train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz '
+                                      f'in {tmp_path / "fashion_mnist"}'):
     idx.load('fashion_mnist', 'train', str(tmp_path))
 
 

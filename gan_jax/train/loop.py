@@ -282,14 +282,15 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
       if write_samples(run.source, samples, path, step, columns):
         lanes[i].logger.image(step, 'samples', path)
 
-  def evaluate_lanes(step: int) -> None:
+  def evaluate_lanes(step: int, train_seconds: float) -> None:
+    """Evaluates the live lanes at `step`; `train_seconds`: the group's training time until now."""
     generate = sample_fn(step)
     for i in live():
       lane, started = lanes[i], time.perf_counter()
       own = layout.local(lane_state(i))
       lane.last_eval = evaluate(evaluator, lambda z, labels: generate(own, z, labels), lane.seed, step, lane.logger)
       lane.logger.write(step, {**lane.last_eval, **schedule_lib.progress_at(phases, step),
-                               'train_seconds': lane.train_seconds + progress.training_seconds}, name='eval')
+                               'train_seconds': lane.train_seconds + train_seconds}, name='eval')
       logging.info('%seval at step %d (%.1f s): %s', '' if single else f'{lane.workdir.name}: ', step,
                    time.perf_counter() - started, ' '.join(f'{k} {v:.4g}' for k, v in lane.last_eval.items()))
 
@@ -365,7 +366,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
           checkpoint(i, step)
       if due.eval and live():
         evaluating = time.perf_counter()
-        evaluate_lanes(step)
+        evaluate_lanes(step, progress.training_seconds)
         progress.exclude(time.perf_counter() - evaluating)  # Evaluation is not training time,
         progress.restart_clock(step)                         # nor throughput.
   _set_step(lanes, step)
