@@ -1,9 +1,11 @@
-"""Fetching MNIST on first use, from real HTTP servers on 127.0.0.1 that the tests start and stop:
-one serving the official files, one cutting them short, one serving wrong bytes."""
+"""Fetching MNIST on first use, from real HTTP servers on 127.0.0.1 that the tests start and stop,
+over the tests' data folder ($GAN_JAX_DATA): one serving the official files, one cutting them
+short, one serving wrong bytes."""
 import contextlib
 import functools
 import http.server
 import os
+import pathlib
 import subprocess
 import sys
 import threading
@@ -14,7 +16,7 @@ import pytest
 from gan_jax.data import download
 from gan_jax.data import idx
 from gan_jax.errors import UserError
-from tests.conftest import REPO_ROOT, SHARED_DATA
+from tests.conftest import REPO_ROOT
 
 TEST_FILES = ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
 
@@ -43,10 +45,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serving(mode: str):
-  """A server on 127.0.0.1 (a free port) over ../shared/data; yields its base URL."""
+def serving(mode: str, root: pathlib.Path):
+  """A server on 127.0.0.1 (a free port) over the data folder `root`; yields its base URL."""
   handler = type('Handler', (_Handler,), {'mode': mode})
-  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(handler, directory=str(SHARED_DATA)))
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(handler, directory=str(root)))
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
   try:
@@ -65,7 +67,7 @@ def data_dir_alone(data_dir, tmp_path, monkeypatch):
 
 
 def test_missing_files_are_fetched_verified_and_then_read(data_dir_alone, monkeypatch, data_dir):
-  with serving('official') as url:
+  with serving('official', data_dir) as url:
     monkeypatch.setenv(download.MIRROR_ENV, url)
     images, labels = idx.load('mnist', 'test')
   assert sorted(p.name for p in (data_dir_alone / 'mnist').iterdir()) == sorted(TEST_FILES)  # No part files.
@@ -76,15 +78,15 @@ def test_missing_files_are_fetched_verified_and_then_read(data_dir_alone, monkey
 
 @pytest.mark.parametrize('mode, reason', [('truncated', 'expected 1648877'), ('wrong', 'differs from the published')])
 def test_a_truncated_or_wrong_file_is_refused_and_leaves_nothing(data_dir_alone, monkeypatch, mode, reason, data_dir):
-  with serving(mode) as url:
+  with serving(mode, data_dir) as url:
     monkeypatch.setenv(download.MIRROR_ENV, url)
     with pytest.raises(UserError, match=rf'could not download t10k-images-idx3-ubyte.gz .*{reason}.* Place the files'):
       idx.load('mnist', 'test')
   assert not data_dir_alone.exists()  # No part file, and the folders made for the download are gone.
 
 
-def test_unreachable_server_says_which_files_to_place_where(data_dir_alone, monkeypatch):
-  with serving('official') as url:
+def test_unreachable_server_says_which_files_to_place_where(data_dir_alone, monkeypatch, tmp_path):
+  with serving('official', tmp_path) as url:
     pass  # Stopped: nothing listens on its port any more.
   monkeypatch.setenv(download.MIRROR_ENV, url)
   with pytest.raises(UserError, match=rf'Place the files t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz '
@@ -93,8 +95,8 @@ def test_unreachable_server_says_which_files_to_place_where(data_dir_alone, monk
   assert not data_dir_alone.exists()
 
 
-def test_download_off_keeps_the_not_found_error(data_dir_alone, monkeypatch):
-  with serving('official') as url:
+def test_download_off_keeps_the_not_found_error(data_dir_alone, monkeypatch, data_dir):
+  with serving('official', data_dir) as url:
     monkeypatch.setenv(download.MIRROR_ENV, url)
     with pytest.raises(UserError, match='none of t10k-images-idx3-ubyte.gz'):
       idx.load('mnist', 'test', download=False)
@@ -103,7 +105,7 @@ def test_download_off_keeps_the_not_found_error(data_dir_alone, monkeypatch):
 
 @pytest.mark.slow
 def test_a_first_run_downloads_and_trains(tmp_path, data_dir):
-  with serving('official') as url:
+  with serving('official', data_dir) as url:
     env = {**os.environ, 'GAN_JAX_DATA': str(tmp_path / 'data'), download.MIRROR_ENV: url}
     result = subprocess.run([sys.executable, str(REPO_ROOT / 'launch.py'), '--exp=vanilla:smoke',
                              '--config.log.wandb=disabled', f'--workdir={tmp_path / "run"}'],
