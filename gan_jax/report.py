@@ -235,15 +235,18 @@ def _against(series: dict[int, float], records: dict[str, dict[int, float]], x_k
 
 
 def _on_common_grid(series_list: list[dict[int, float]]) -> list[dict[int, float]]:
-  """The series linearly interpolated onto the union of their x values within the range they all
-  cover (runs timed separately log at different seconds)."""
-  series_list = [s for s in series_list if s]
-  if len(series_list) < 2:
-    return series_list
-  low, high = max(min(s) for s in series_list), min(max(s) for s in series_list)
-  grid = np.array(sorted({x for s in series_list for x in s if low <= x <= high}))
-  return [dict(zip(grid.tolist(), np.interp(grid, sorted(s), [s[x] for x in sorted(s)]).tolist()))
-          for s in series_list]
+  """The series linearly interpolated onto the union of their x values (runs timed separately log
+  at different seconds), each only within its own range: no run is extrapolated, so a run that
+  stopped early counts only where it has values."""
+  grid = np.array(sorted({x for s in series_list for x in s}))
+  result = []
+  for s in series_list:
+    if not s:
+      continue
+    xs = sorted(s)
+    inside = grid[(grid >= xs[0]) & (grid <= xs[-1])]
+    result.append(dict(zip(inside.tolist(), np.interp(inside, xs, [s[x] for x in xs]).tolist())))
+  return result
 
 
 def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, path: pathlib.Path,

@@ -186,7 +186,8 @@ def test_eval_metrics_are_also_plotted_against_training_wall_time(tmp_path, monk
   assert plotted['classifier_fd.png'][0] == 'step'
   x_label, series_list = plotted['classifier_fd_vs_time.png']
   assert x_label == 'train_seconds'
-  assert series_list == [{20: 3.0, 30: 2.0}, {20: 3.0, 30: 2.0}]
+  # Each run is interpolated within its own range only (never extrapolated).
+  assert series_list == [{10: 4.0, 20: 3.0, 30: 2.0}, {20: 3.0, 30: 2.0, 40: 1.0}]
   header = next(csv.reader(open(tmp_path / 'report.csv')))
   assert 'train_seconds_final_mean' in header and 'train_seconds_final_final_mean' not in header
   assert not any(h.startswith('train_seconds_best') for h in header)
