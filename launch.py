@@ -11,6 +11,9 @@ Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.p
 Several processes (hosts) training one run: start the same command on each, adding
   --coordinator=HOST:PORT --num_processes=N --process_id=I   (or $JAX_COORDINATOR_ADDRESS,
   $JAX_NUM_PROCESSES, $JAX_PROCESS_ID; --coordinator=auto detects SLURM / Cloud TPU / Open MPI).
+On a cluster (gan_jax/cluster.py, through submitit), a run or a sweep as SLURM job(s), or as local jobs:
+  --cluster=slurm|local|debug [--nodes=1 --tasks_per_node=1 --gpus_per_node=0 --time_min=120 --partition=P
+          --cpus_per_task=C --mem_gb=M --slurm_opt=KEY=VALUE --array_parallelism=N --requeues=10]
 Mistakes a user can fix print one line `error: ...` and exit with status 2; so does a launch on a
 --workdir that another process is training (one writer per run directory: gan_jax/workdir_lock.py).
 """
@@ -25,6 +28,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from gan_jax import cluster
 from gan_jax import config as config_lib
 from gan_jax import experiments as experiments_lib
 from gan_jax import logging as run_log
@@ -79,6 +83,16 @@ def main(argv: list[str]) -> int:
     return 0
   if not FLAGS.exp and FLAGS.mode == 'train':
     raise UserError(f'--exp is required; experiments: {", ".join(experiments_lib.names())}')
+  resources = cluster.resources_from_flags()
+  if FLAGS.cluster and (FLAGS.mode != 'train' or FLAGS.dry_run or FLAGS.wandb_sweep):
+    raise UserError('--cluster trains: it does not combine with --mode=eval|sample, --dry_run or --wandb_sweep')
+  for name in ('parallel', 'coordinator', 'num_processes', 'process_id'):
+    if FLAGS.cluster and FLAGS[name].present:
+      raise UserError(f'--{name} does not apply with --cluster: jobs take their processes from --nodes and '
+                      '--tasks_per_node')
+  if FLAGS.cluster and FLAGS.sweep:
+    return cluster.submit_sweep(FLAGS.exp, _overrides, FLAGS.workdir, FLAGS.sweep_filter, FLAGS.sweep_index,
+                                FLAGS.runner, FLAGS.cluster, resources)
   if FLAGS.sweep:
     return sweep_runners.launch(FLAGS.exp, _overrides, FLAGS.workdir, FLAGS.sweep_filter, FLAGS.sweep_index,
                                 FLAGS.dry_run, FLAGS.runner, FLAGS.parallel, FLAGS.wandb_sweep)
@@ -100,6 +114,8 @@ def main(argv: list[str]) -> int:
     if os.environ.get('WANDB_RUN_ID'):  # Under `wandb agent`: runs started in the same second differ.
       stamp += '-' + os.environ['WANDB_RUN_ID']
     workdir = pathlib.Path('runs') / sweep_runners.exp_slug(FLAGS.exp) / stamp
+  if FLAGS.cluster:
+    return cluster.submit_run(FLAGS.exp, _overrides, pathlib.Path(workdir), FLAGS.cluster, resources)
   from gan_jax import compile_cache  # Imported late: JAX starts only after the flags are valid.
   from gan_jax.train import parallel
   compile_cache.enable()

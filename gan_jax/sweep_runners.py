@@ -19,7 +19,8 @@ with status 1 when any member failed.
 One writer per member: a runner claims each member's workdir lock (gan_jax/workdir_lock.py) just
 before training it, so two launches on one sweep directory (a second terminal, a requeued job)
 split the members: each skips the members the other is training or has finished, and no member is
-trained twice. Sweeps over several machines go through the W&B sweep controller (--wandb_sweep).
+trained twice. Sweeps over several machines go through a cluster engine (--cluster: gan_jax/cluster.py)
+or the W&B sweep controller (--wandb_sweep).
 
 Runners (RUNNERS; each is `fn(jobs, table, options)`, runs every job and reports each one to
 `table.started` / `table.finished`):
@@ -217,10 +218,8 @@ class Table:
              'workdir': member.name, 'status': 'pending', 'step': 0, 'error': ''}
       old = previous.get(member.name)
       if old:
-        row.update({k: old[k] for k in ('status', 'step', 'error', 'seconds') if k in old})
-      status = read_status(sweep.directory / member.name)
-      if status:
-        row.update(_status_fields(status))
+        row.update({k: old[k] for k in ('status', 'step', 'error', 'seconds', 'job') if k in old})
+      row.update(_disk_fields(sweep.directory / member.name))
       self.rows[member.name] = row
     self._started: dict[str, float] = {}
     self.elsewhere: dict[str, str] = {}
@@ -260,9 +259,7 @@ class Table:
   def write(self) -> None:
     for name, row in self.rows.items():
       if name not in self._started:
-        status = read_status(self.path.parent / row['workdir'])
-        if status:
-          row.update(_status_fields(status))
+        row.update(_disk_fields(self.path.parent / row['workdir']))
     self.path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(row, default=_json_default) for row in sorted(self.rows.values(), key=lambda r: r['index'])]
     _write_atomically(self.path, ''.join(line + '\n' for line in lines))
@@ -272,6 +269,15 @@ def _json_default(value):
   if isinstance(value, tuple):
     return list(value)
   return str(value)
+
+
+def _disk_fields(workdir: pathlib.Path) -> dict:
+  """The row fields status.json gives, for a member this process does not run. A 'running' status
+  of a run nobody holds (its process died) says nothing: the row keeps what its runner recorded."""
+  status = read_status(workdir)
+  if not status or (status.get('status') == 'running' and workdir_lock.holder(workdir) is None):
+    return {}
+  return _status_fields(status)
 
 
 def _status_fields(status: dict) -> dict:
@@ -616,6 +622,11 @@ def launch(exp: str, overrides: list[tuple[str, str]], directory: str | None = N
     print(f'sweep interrupted; rerun the same command (with --workdir={sweep.directory}) to resume',
           file=sys.stderr)
     return 130
+  return summarize(sweep, table)
+
+
+def summarize(sweep: Sweep, table: Table) -> int:
+  """Prints how the selected members ended; returns the exit status (1 when any failed)."""
   table.write()  # Refreshes the members other processes trained.
   rows = [table.rows[job.member.name] for job in sweep.jobs]
   finished = [r for r in rows if r['status'] == 'finished']

@@ -19,6 +19,7 @@ from gan_jax import experiments
 from gan_jax import report
 from gan_jax import sweep as sweep_lib
 from gan_jax import sweep_runners
+from gan_jax import workdir_lock
 from gan_jax.errors import UserError
 from tests.conftest import REPO_ROOT
 
@@ -209,6 +210,21 @@ def test_member_configs_carry_the_sweep_name_and_member_name(tmp_path):
   # The subprocess flags give the same config as the in-process one.
   overrides, _ = config_lib.split_override_args(['launch.py', *job.launch_args])
   assert config_lib.to_dict(experiments.load_config('vanilla:smoke', overrides)) == config_lib.to_dict(job.config)
+
+
+def test_table_keeps_a_runners_outcome_over_the_running_status_of_a_dead_member(tmp_path):
+  # A member whose process died mid-run leaves status.json 'running'; what its runner recorded
+  # (failed, with the error) stands, unless a live process holds the member's lock.
+  sweep = sweep_runners.prepare('vanilla:smoke', [], tmp_path / 's', 'seed=0,loss=minimax', spec=GRID)
+  job = sweep.jobs[0]
+  table = sweep_runners.Table(sweep)
+  table.finished(job, 'failed', 'job 7 failed: killed')
+  job.workdir.mkdir(parents=True)
+  (job.workdir / 'status.json').write_text(json.dumps({'status': 'running', 'step': 3}))
+  row = sweep_runners.Table(sweep).rows[job.member.name]
+  assert (row['status'], row['error']) == ('failed', 'job 7 failed: killed')
+  with workdir_lock.hold(job.workdir):  # Trained right now (here by this process).
+    assert sweep_runners.Table(sweep).rows[job.member.name]['status'] == 'running'
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ A single run is the one-lane case; a vectorized group is N lanes of one program.
   figures/modes_N.png at each evaluation of 'modes': the evaluated 2D points and their mode histogram
   checkpoints/N/     Orbax checkpoints of the run's own (unstacked) GANState
   wandb/             W&B run files (offline mode)
+  slurm/             a run submitted with --cluster: submitit's job scripts, pickles and logs (gan_jax/cluster.py)
 """
 import dataclasses
 import json
@@ -35,6 +36,7 @@ from gan_jax.errors import UserError
 from gan_jax.train import parallel
 from gan_jax.train import state as state_lib
 
+CLUSTER_LOGS = 'slurm'  # The job folder of a run or sweep submitted with --cluster.
 NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
 CLASS_GRID_COLUMNS = 10  # Class-conditional grids: samples per class row.
@@ -111,7 +113,7 @@ def check_workdir(config, workdir: pathlib.Path) -> None:
     if diffs:
       raise UserError(f'workdir {workdir} holds a run whose config differs in keys that change shapes '
                       f'({"; ".join(diffs)}); use a new --workdir or the saved values')
-  elif workdir.exists() and any(p.name != workdir_lock.LOCK_FILE for p in workdir.iterdir()):
+  elif workdir.exists() and any(p.name not in (workdir_lock.LOCK_FILE, CLUSTER_LOGS) for p in workdir.iterdir()):
     raise UserError(f'workdir {workdir} is not empty and holds no gan_jax run (no config.json); '
                     'choose a new --workdir')
 

@@ -18,7 +18,7 @@
 must share a program (program.group_by_program); lanes that resume from different steps are
 trained as separate groups, each exactly as it would continue alone.
 
-SIGTERM / SIGINT: the iteration in flight finishes, every live lane is checkpointed at that step and
+SIGTERM / SIGINT / SIGUSR2: the iteration in flight finishes, every live lane is checkpointed at that step and
 marked interrupted, and Interrupted is raised. Rerunning resumes bit-identically.
 """
 import contextlib
@@ -67,13 +67,17 @@ class Interrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-  """While active, SIGTERM and SIGINT only set `received` (the signal number); the loop stops cleanly.
+  """While active, SIGTERM, SIGINT and SIGUSR2 only set `received` (the signal number); the loop
+  stops cleanly. SIGUSR2 is the warning SLURM and submitit send before a time limit or preemption
+  (gan_jax/cluster.py requeues the job after the checkpoint).
 
   A second signal while one is pending raises KeyboardInterrupt at once. Handlers are installed
-  only on the main thread (Python allows no others) and restored on exit.
+  only on the main thread (Python allows no others) and restored on exit. With several processes,
+  process 0's signal decides for all (`stop_at`), so every process stops at the same step.
   """
 
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+  SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+  SYNC_STEPS = 10  # With several processes: steps between two agreements on whether to stop.
 
   def __init__(self):
     self.received: int | None = None
@@ -86,6 +90,12 @@ class StopSignals:
     self.received = signum
     logging.warning('%s received: finishing the current step, then checkpointing and stopping',
                     signal.Signals(signum).name)
+
+  def stop_at(self, step: int) -> int:
+    """The signal that stops the loop after iteration `step`, else 0 (the same in every process)."""
+    if jax.process_count() == 1:
+      return self.received or 0
+    return parallel.from_main(self.received or 0) if step % self.SYNC_STEPS == 0 else 0
 
   def __enter__(self) -> 'StopSignals':
     if threading.current_thread() is threading.main_thread():
@@ -321,14 +331,15 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
         jax.block_until_ready(sums)
         progress.compiled(step)
         first = False
-      if stop.received is not None:
+      signum = stop.stop_at(step)
+      if signum:
         _set_step(lanes, step)
-        message = (f'{signal.Signals(stop.received).name} at step {step}: checkpoint written; rerun the same '
+        message = (f'{signal.Signals(signum).name} at step {step}: checkpoint written; rerun the same '
                    'command to resume')
         for i in live():
           if checkpoint(i, step):
             lanes[i].end('interrupted', message)
-        raise Interrupted(message, stop.received)
+        raise Interrupted(message, signum)
       if step < phase.end_step and not on_device:
         batch = layout.host_batch(run.train_source, seeds, step, phase.batch)
       due = Due.at(config, step, total, evaluator is not None, phase_end=step == phase.end_step)
@@ -369,6 +380,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
         evaluate_lanes(step, progress.training_seconds)
         progress.exclude(time.perf_counter() - evaluating)  # Evaluation is not training time,
         progress.restart_clock(step)                         # nor throughput.
+  parallel.check_replicas(state)
   _set_step(lanes, step)
   for lane in lanes:
     lane.compilations = len(programs)

@@ -5,8 +5,10 @@ Multi-host: `initialize_distributed` starts `jax.distributed` (CPU collectives o
 process runs the same program, draws its own part of the global batch (`host_batch`, or inside
 the program from one global draw), and only process 0 writes files (`is_main`).
 """
+import hashlib
 import os
 
+from absl import logging
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
@@ -42,6 +44,32 @@ def initialize_distributed(coordinator: str | None, num_processes: int | None, p
   return True
 
 
+# The variables `srun` sets for each task, read by JAX's own SLURM detection.
+SLURM_TASK_VARS = ('SLURM_JOB_ID', 'SLURM_STEP_NODELIST', 'SLURM_NTASKS', 'SLURM_PROCID', 'SLURM_LOCALID')
+# submitit's LocalExecutor: the task count and this task's index, and the job's id (the controller's pid).
+LOCAL_JOB_VARS = ('SUBMITIT_LOCAL_NTASKS', 'SUBMITIT_LOCAL_GLOBALID', 'SUBMITIT_LOCAL_JOB_ID')
+
+
+def initialize_from_job() -> int:
+  """Starts `jax.distributed` in a cluster job of several tasks, reading only the job's environment;
+  returns the number of processes (1: nothing started).
+
+  Under SLURM (`srun` set SLURM_TASK_VARS) JAX detects the coordinator, process count and index
+  itself; under submitit's LocalExecutor (LOCAL_JOB_VARS) the coordinator is 127.0.0.1 on a port
+  derived from the job id, as JAX derives SLURM's. CPU collectives go over gloo either way.
+  """
+  if all(v in os.environ for v in SLURM_TASK_VARS) and int(os.environ['SLURM_NTASKS']) > 1:
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize()
+    return jax.process_count()
+  if all(v in os.environ for v in LOCAL_JOB_VARS) and int(os.environ['SUBMITIT_LOCAL_NTASKS']) > 1:
+    port = 61440 + int(os.environ['SUBMITIT_LOCAL_JOB_ID']) % 4096
+    initialize_distributed(f'127.0.0.1:{port}', int(os.environ['SUBMITIT_LOCAL_NTASKS']),
+                           int(os.environ['SUBMITIT_LOCAL_GLOBALID']))
+    return jax.process_count()
+  return 1
+
+
 def is_main() -> bool:
   """Whether this process writes the run's files (logs, samples, W&B, config/status)."""
   return jax.process_index() == 0
@@ -59,8 +87,15 @@ def agree(ok: bool) -> None:
   the next barrier forever."""
   if jax.process_count() == 1:
     return
-  if not bool(multihost_utils.broadcast_one_to_all(np.int32(ok))):
+  if not from_main(int(ok)):
     raise UserError('process 0 refused to start the run; its output says why')
+
+
+def from_main(value: int) -> int:
+  """Process 0's `value`, in every process (a collective: every process calls it at the same point)."""
+  if jax.process_count() == 1:
+    return value
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
 def replicate(tree, mesh: jax.sharding.Mesh):
@@ -77,6 +112,23 @@ def replicate(tree, mesh: jax.sharding.Mesh):
     return jax.make_array_from_process_local_data(sharding, np.asarray(x))
 
   return jax.tree.map(put, tree)
+
+
+def check_replicas(tree) -> None:
+  """With several processes: checks that each holds the same values of the replicated `tree` (a
+  desynchronised host would otherwise train on silently); raises RuntimeError when they differ."""
+  if jax.process_count() == 1:
+    return
+  digest = hashlib.sha256()
+  for leaf in jax.tree.leaves(local_replica(tree)):
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    digest.update(np.asarray(leaf).tobytes())
+  digests = np.asarray(multihost_utils.process_allgather(np.frombuffer(digest.digest()[:16], np.uint8)))
+  if not (digests == digests[0]).all():
+    shown = ', '.join(bytes(d).hex() for d in digests.reshape(len(digests), -1))
+    raise RuntimeError(f'the processes hold different parameters (state digests by process: {shown})')
+  logging.info('state identical in all %d processes', jax.process_count())
 
 
 def local_replica(tree):
