@@ -125,18 +125,23 @@ def test_slurm_run_is_one_job_with_the_requested_resources(tmp_path, stub_slurm)
   assert [p.name for p in workdir.iterdir()] == ['slurm']
 
 
-def test_slurm_sweep_is_one_job_array_with_the_requested_parallelism(tmp_path, stub_slurm):
+@pytest.mark.parametrize('runner, elements, jobs', [
+    ('sequential', 6, [f'4242_{i}' for i in range(6)]),
+    ('vectorized', 2, ['4242_0'] * 3 + ['4242_1'] * 3),  # Each loss's 3 seeds as the lanes of one program.
+])
+def test_slurm_sweep_is_one_job_array_with_the_requested_parallelism(tmp_path, stub_slurm, runner, elements, jobs):
   env, submission = stub_slurm
   directory = tmp_path / 'sweep'
-  result = _launch(*SMOKE, '--sweep', f'--workdir={directory}', '--cluster=slurm', '--array_parallelism=2',
-                   '--gpus_per_node=1', '--time_min=45', '--partition=short', cwd=tmp_path, env=env)
+  result = _launch(*SMOKE, '--sweep', f'--runner={runner}', f'--workdir={directory}', '--cluster=slurm',
+                   '--array_parallelism=2', '--gpus_per_node=1', '--time_min=45', '--partition=short', cwd=tmp_path,
+                   env=env)
   assert result.returncode == 0, result.stderr
-  assert 'as SLURM job array 4242 (6 element(s), at most 2 at once)' in result.stdout, result.stdout
+  assert f'as SLURM job array 4242 ({elements} element(s), at most 2 at once)' in result.stdout, result.stdout
   options = _sbatch_options(submission)
   assert (options['array'], options['nodes'], options['ntasks-per-node'], options['gpus-per-node'], options['time'],
-          options['partition']) == ('0-5%2', '1', '1', '1', '45', 'short')
+          options['partition']) == (f'0-{elements - 1}%2', '1', '1', '1', '45', 'short')
   rows = [json.loads(l) for l in (directory / 'sweep.jsonl').read_text().splitlines()]
-  assert [(r['status'], r['job']) for r in rows] == [('pending', f'4242_{i}') for i in range(6)]
+  assert [(r['status'], r['job']) for r in rows] == [('pending', job) for job in jobs]
   assert json.loads((directory / 'sweep.json').read_text())['exp'] == 'vanilla:smoke'
 
 
