@@ -33,7 +33,7 @@ PUBLISHED_STACKED = (
     ('DCGAN, D = 1/4 G (PacGAN)', '78.5', '-'),
     ('Unrolled GAN k = 10, D = 1/4 G (PacGAN)', '327.2', '-'),
 )
-METHOD_ORDER = ('GAN', 'Unrolled k=1', 'Unrolled k=5', 'Unrolled k=10', 'WGAN-GP')
+METHOD_ORDER = ('GAN', 'Unrolled k=1', 'Unrolled k=5', 'Unrolled k=10', 'Unrolled k=5, surrogate G loss', 'WGAN-GP')
 
 
 def method_of(config: dict) -> str:
@@ -41,6 +41,8 @@ def method_of(config: dict) -> str:
     return 'WGAN-GP' if config['penalty']['gp'] > 0 else 'WGAN'
   k = config['unroll']['steps']
   name = 'GAN' if k == 0 else f'Unrolled k={k}'
+  if config.get('g_loss') == 'value':
+    name += ', surrogate G loss'
   return name + (' (stop-gradient)' if k and config['unroll']['stop_gradient'] else '')
 
 

@@ -36,7 +36,8 @@ layers of 64, z 64, batch 256, under which unrolling did not help (docs/results/
 The budget is RING_STEPS / GRID_STEPS iterations.
 
 `compare` (the sweep of the table): on one mixture and with one budget of G updates, the
-non-saturating GAN (k = 0), unrolled k = 5 and k = 10, and WGAN-GP (Wasserstein loss, lambda 1
+non-saturating GAN (k = 0), unrolled k = 5 and k = 10, unrolled k = 5 with the surrogate G loss
+(`g_loss=value`), and WGAN-GP (Wasserstein loss, lambda 1
 as in wgan_gp:ring, 5 critic steps, Adam betas 0 / 0.9) with the same MLPs and learning rate,
 10 seeds each.
 
@@ -114,12 +115,14 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None):
-  """`compare`: GAN, unrolled k = 5 and 10, WGAN-GP, 10 seeds each; otherwise unroll steps {0, 1, 5, 10} x 10 seeds.
+  """`compare`: GAN, unrolled k = 5 and 10 (non-saturating G loss), unrolled k = 5 with the paper's
+  surrogate G loss (`g_loss=value`), WGAN-GP, 10 seeds each; otherwise unroll steps {0, 1, 5, 10} x 10 seeds.
 
   Each (method, k) is one program, so `--runner=vectorized` trains its 10 seeds as one vmapped run.
   """
   seeds = list(SEEDS)
   if 'compare' in _options(arg):
     return [{'product': {'unroll.steps': [0, 5, 10], 'train.seed': seeds}},
+            {'product': {'g_loss': ['value'], 'unroll.steps': [5], 'train.seed': seeds}},
             {'product': {**{k: [v] for k, v in WGAN_GP.items()}, 'unroll.steps': [0], 'train.seed': seeds}}]
   return {'product': {'unroll.steps': list(UNROLL_STEPS), 'train.seed': seeds}}
