@@ -242,6 +242,7 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
   ex = executor(engine, folder, resources, name=sweep.name, array_size=len(groups))
   args = [(exp, list(overrides), str(sweep.directory.resolve()), ','.join(str(j.member.index) for j in group),
            runner, spec) for group in groups]
+  died = []  # (members, error) of the local elements that died.
   if engine == 'slurm':
     submitted = ex.map_array(cluster_jobs.SweepJob(), *zip(*args))
     array = submitted[0].job_id.split('_')[0]
@@ -253,17 +254,18 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
     parallelism = 1 if engine == 'debug' else resources.array_parallelism or max(1, (os.cpu_count() or 2) // 2)
     print(f'sweep {sweep.name}: {len(todo)} member(s) as {len(groups)} {engine} job(s), {parallelism} at once; logs '
           f'in {folder}; table in {table_path}', flush=True)
-    if engine == 'debug':  # Each runs in this process when its result is asked for.
-      submitted = [ex.submit(cluster_jobs.SweepJob(), *a) for a in args]
-    else:
-      submitted = _run_locally(ex, args, parallelism)
-  died = []
-  if engine != 'slurm':
-    for group, job in zip(groups, submitted):
+
+    def on_done(index: int, job) -> None:
+      group = groups[index]
       try:
         job.results()
       except Exception:  # The element died (a member that fails is recorded in the table by its element).
         died.append((group, _job_error(job)))
+      states = [(sweep_runners.read_status(member.workdir) or {}).get('status', 'failed') for member in group]
+      print(f'  [{index + 1}/{len(groups)}] job {job.job_id}: ' +
+            ', '.join(f'{member.member.name} {state}' for member, state in zip(group, states)), flush=True)
+
+    submitted = _run_locally(ex, args, parallelism, on_done)
   table = sweep_runners.Table(sweep)  # As the elements have left it so far.
   for group, job in zip(groups, submitted):
     for member in group:
@@ -280,16 +282,19 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
   return sweep_runners.summarize(sweep, table)
 
 
-def _run_locally(ex, args: list[tuple], parallelism: int) -> list:
+def _run_locally(ex, args: list[tuple], parallelism: int, on_done) -> list:
+  """Runs the elements as local (or debug) jobs, at most `parallelism` at once (LocalExecutor has no
+  array throttling), calling `on_done(index, job)` as each ends; returns the jobs in order."""
   from gan_jax import cluster_jobs
-  """Submits the elements as local jobs, at most `parallelism` running at once (LocalExecutor
-  has no array throttling); returns the jobs once all were submitted (the last may still run)."""
-  submitted, running = [], []
-  for element_args in args:
-    while len(running) >= parallelism:
-      running = [job for job in running if not job.done()]
-      time.sleep(0.2)
-    job = ex.submit(cluster_jobs.SweepJob(), *element_args)
-    submitted.append(job)
-    running.append(job)
+  submitted, running, pending = [], [], list(enumerate(args))
+  while pending or running:
+    while pending and len(running) < parallelism:
+      index, element_args = pending.pop(0)
+      submitted.append(ex.submit(cluster_jobs.SweepJob(), *element_args))
+      running.append((index, submitted[-1]))
+    for index, job in list(running):
+      if job.done():  # A debug job runs here, in this process.
+        running.remove((index, job))
+        on_done(index, job)
+    time.sleep(0.2)
   return submitted
