@@ -1,0 +1,90 @@
+"""The loss study (Lucic et al. 2018, "Are GANs created equal?"), sized for a 2-core CPU.
+
+Seven losses on one DCGAN, each given the same small random search of its hyperparameters; the
+question is the paper's: with equal tuning budgets, do the losses differ more than the spread of
+one loss over its hyperparameters?
+
+Launch (a search is 56 runs of about 5 minutes on a 2-core CPU: run it across sessions, the
+sweep directory resumes; `--runner=processes` keeps both cores busy):
+  python launch.py --exp=loss_study --sweep --runner=processes --parallel=2 --workdir=runs/loss_study/mnist
+  python launch.py --exp=loss_study:fashion_mnist --sweep --runner=processes --parallel=2 \
+      --workdir=runs/loss_study/fashion_mnist
+  python launch.py --exp=loss_study --sweep --sweep_filter=loss=hinge --workdir=DIR         # one loss's draws
+  python launch.py --exp=loss_study --sweep --dry_run                                     # the 56 members
+  python launch.py --exp=loss_study:smoke --sweep --workdir=DIR                           # seconds per member
+  python launch.py --report=runs/loss_study/mnist                                         # FD table and curves
+Options after the colon combine with commas, e.g. `loss_study:fashion_mnist,smoke`.
+
+Losses (LOSSES, the values each member sets): minimax, non_saturating, least_squares, hinge (D
+with BatchNorm); wgan (Wasserstein loss with weight clipping at `penalty.clip`, the critic with
+BatchNorm as in the WGAN paper); wgan_gp (Wasserstein loss with the gradient penalty `penalty.gp`,
+the critic without normalization); dragan (the non-saturating loss with the DRAGAN penalty
+`penalty.dragan`, D without normalization: the penalty needs per-example input gradients).
+
+Search (SEARCH): 8 draws from one fixed seed, the same 8 for every loss (common random numbers:
+the losses are compared on identical learning rates, betas and critic steps): both players' Adam
+learning rates log-uniform in [1e-5, 1e-3], beta1 uniform in [0, 0.9], D steps per G step 1-5;
+zipped with 8 draws of the loss's own weight where it has one (clip log-uniform in [1e-3, 1e-1],
+gp and dragan in [0.1, 100]). Each run: 4000 iterations at batch 64 (256k images), G and D with
+32 channels, classifier FD and score every 1000 iterations on 10k samples.
+
+Expected result (the paper's, Fig. 4 and Table 2): on MNIST and Fashion-MNIST every loss reaches
+a similar best FD, and the spread over hyperparameters is wider than the differences between the
+losses' best runs; no loss is consistently better. Compare rankings and spreads, not values: the
+paper's FD is on Inception features, this project's on its own classifier's. Measured results:
+docs/results/loss_study.md (once measured).
+"""
+from gan_jax import config as config_lib
+from gan_jax import experiments
+
+DATA = ('mnist', 'fashion_mnist')
+OPTIONS = DATA + ('smoke',)
+STEPS = 4000
+DRAWS = 8
+SEARCH_SEED = 0
+
+# Each loss: the config values that make it (the sweep sets them per member) and its own
+# hyperparameter of the search with its log-uniform bounds, if any.
+LOSSES = {
+    'minimax': ({'loss': 'minimax'}, None),
+    'non_saturating': ({'loss': 'non_saturating'}, None),
+    'least_squares': ({'loss': 'least_squares'}, None),
+    'hinge': ({'loss': 'hinge'}, None),
+    'wgan': ({'loss': 'wasserstein'}, ('penalty.clip', [1e-3, 1e-1])),
+    'wgan_gp': ({'loss': 'wasserstein', 'model.d_norm': 'none'}, ('penalty.gp', [0.1, 100.0])),
+    'dragan': ({'loss': 'non_saturating', 'model.d_norm': 'none'}, ('penalty.dragan', [0.1, 100.0])),
+}
+SEARCH = {'optim.g.lr': {'log_uniform': [1e-5, 1e-3]}, 'optim.d.lr': {'log_uniform': [1e-5, 1e-3]},
+          'optim.g.b1': {'uniform': [0.0, 0.9]}, 'optim.d.b1': {'uniform': [0.0, 0.9]},
+          'train.d_steps': {'int_uniform': [1, 5]}}
+
+
+def get_config(arg: str | None = None):
+  """The non-saturating loss with the study's model and budget; the sweep sets the loss and search values."""
+  options = experiments.parse_options('loss_study', arg, OPTIONS, exclusive=(DATA,))
+  c = config_lib.base()
+  c.data.name = experiments.chosen(options, DATA, 'mnist')
+  c.model.g_channels = c.model.d_channels = 32
+  c.train.steps = STEPS
+  c.train.log_every = 100
+  c.train.sample_every = 1000
+  c.train.checkpoint_every = 1000
+  config_lib.set_default_eval(c, eval_every=1000)
+  if 'smoke' in options:
+    config_lib.shrink_to_smoke(c)
+  return c
+
+
+def get_sweep(arg: str | None = None):
+  """Per loss, DRAWS draws of SEARCH from one seed (the same draws for every loss) zipped with
+  DRAWS draws of the loss's own weight."""
+  options = experiments.parse_options('loss_study', arg, OPTIONS, exclusive=(DATA,))
+  draws = 2 if 'smoke' in options else DRAWS
+  shared = {'random': {'num': draws, 'seed': SEARCH_SEED, 'fields': SEARCH}}
+  spec = []
+  for settings, own in LOSSES.values():
+    search = [shared]
+    if own:
+      search.append({'random': {'num': draws, 'seed': SEARCH_SEED + 1, 'fields': {own[0]: {'log_uniform': own[1]}}}})
+    spec.append({'product': {key: [value] for key, value in settings.items()}, 'zip': search})
+  return spec
