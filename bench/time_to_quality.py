@@ -1,0 +1,202 @@
+"""Wall-clock to a classifier FD: this project's MNIST DCGAN against the PyTorch reference, one after the other.
+
+  python bench/time_to_quality.py [--budget_s=900] [--every_s=60] [--thresholds=50,25,15] [--seed=0]
+
+Both train the vanilla experiment's GAN (MNIST, DCGAN G and D with 64 channels, non-saturating loss,
+Adam 2e-4 / 0.5, batch 64) for the same wall-clock budget on this machine: JAX through the project's
+own program (gan_jax/train/program.py, compilation inside the budget), PyTorch eager through
+bench/torch_dcgan.py with the same networks, the same initialisation (flax's: truncated-normal
+kernels of variance 1 / fan_in, zero biases, BatchNorm scale 1) and the same real batches in the same
+order (both draw iteration t's batch on the host from numpy's generator seeded by (seed, t), as the
+project's host-drawn batches are). Every --every_s seconds of training, each generates 10,000
+samples from the same fixed latents (excluded from the budget); afterwards every snapshot is scored
+by the project's classifier FD against the 10,000 MNIST test images. Prints, per implementation,
+the FD at each snapshot and the wall-clock to each threshold, and the ratio JAX / PyTorch (below 1:
+JAX reaches it sooner). Run it on a quiet machine: the implementations run one after the other, so
+load from other processes is not shared alike.
+"""
+import math
+import os
+import pathlib
+import platform
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # Run from a checkout.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from gan_jax import data as data_lib
+from gan_jax import experiments
+from gan_jax.metrics import classifier as classifier_lib
+from gan_jax.train import program as program_lib
+from gan_jax.train import run as run_lib
+
+flags.DEFINE_float('budget_s', 900.0, 'Training wall-clock per implementation, seconds (compilation included).')
+flags.DEFINE_float('every_s', 60.0, 'Training seconds between two FD snapshots.')
+flags.DEFINE_list('thresholds', ['50', '25', '15'], 'Classifier FD thresholds to report the time to.')
+flags.DEFINE_integer('seed', 0, 'Seed of the real-batch order, the latents and the initialisations.')
+flags.DEFINE_integer('num_samples', 10_000, 'Samples per snapshot.')
+flags.DEFINE_integer('threads', 0, "PyTorch intra-op threads (0: torch's default, the machine's cores).")
+FLAGS = flags.FLAGS
+SAMPLE_BATCH = 500
+
+
+def config():
+  c = experiments.load_config('vanilla', [('data.on_device', 'false'), ('log.wandb', 'disabled')])
+  c.train.seed = FLAGS.seed
+  return c
+
+
+def fixed_latents(z_dim: int) -> np.ndarray:
+  return np.random.default_rng([FLAGS.seed, 1]).standard_normal((FLAGS.num_samples, z_dim)).astype(np.float32)
+
+
+def real_batch(source, step: int, batch_size: int) -> np.ndarray:
+  """Iteration `step`'s real images, float32 [B, 28, 28, 1]: the project's host draw for one device."""
+  return source.draw_host(np.random.default_rng([FLAGS.seed, step]), batch_size)['image']
+
+
+def train_jax(run, snapshots: list[float]) -> list[tuple[float, int, np.ndarray]]:
+  """Trains through the project's program; returns (training seconds, iterations, samples) per snapshot."""
+  phase = run.phases[0]
+  layout = program_lib.Layout(1)
+  program = program_lib.Program(run, phase, layout, on_device=False)
+  sample = run.sampler(phase)
+  z = fixed_latents(run.config.model.z_dim)
+  labels = np.zeros(SAMPLE_BATCH, np.int32)
+  out, trained, step = [], 0.0, 0
+  started = time.perf_counter()
+  state = layout.put_runs(jax.jit(run.init_state)(jax.random.key(FLAGS.seed)))
+  sums, fade, key = program.zero_sums(), layout.put_shared(phase.fade), layout.put_runs(jax.random.key(FLAGS.seed))
+  for target in snapshots:
+    while trained + time.perf_counter() - started < target:
+      state, sums = program(state, sums, layout.host_batch(run.train_source, [FLAGS.seed], step, phase.batch), fade, key)
+      step += 1
+      if step % 10 == 0:
+        jax.block_until_ready(sums)
+    jax.block_until_ready(state)
+    trained += time.perf_counter() - started
+    own = layout.local(state)
+    images = np.concatenate([np.asarray(sample(own, z[i:i + SAMPLE_BATCH], labels, phase.alpha(step)))
+                             for i in range(0, len(z), SAMPLE_BATCH)])
+    out.append((trained, step, images))
+    print(f'  jax: {trained:.0f} s, {step} iterations', flush=True)
+    started = time.perf_counter()
+  return out
+
+
+def init_like_flax(module) -> None:
+  """Flax's default initialisation on a torch module: kernels ~ truncated normal of variance
+  1 / fan_in (fan_in over the input channels and the kernel window), zero biases."""
+  import torch
+  from torch import nn
+  for layer in module.modules():
+    if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+      weight = layer.weight
+      if isinstance(layer, nn.Linear):
+        fan_in = weight.shape[1]
+      elif isinstance(layer, nn.ConvTranspose2d):  # (in, out, kh, kw)
+        fan_in = weight.shape[0] * weight.shape[2] * weight.shape[3]
+      else:  # (out, in, kh, kw)
+        fan_in = weight.shape[1] * weight.shape[2] * weight.shape[3]
+      std = math.sqrt(1.0 / fan_in) / 0.87962566103423978  # flax's truncation correction.
+      with torch.no_grad():
+        nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+        if layer.bias is not None:
+          layer.bias.zero_()
+
+
+def train_torch(run, snapshots: list[float]) -> list[tuple[float, int, np.ndarray]]:
+  import torch
+  import torch.nn.functional as F
+  import torch_dcgan
+  if FLAGS.threads:
+    torch.set_num_threads(FLAGS.threads)
+  torch.manual_seed(FLAGS.seed)
+  c = run.config
+  g = torch_dcgan.Generator(28, 1, c.model.z_dim, c.model.g_channels)
+  d = torch_dcgan.Discriminator(28, 1, c.model.d_channels, batch_norm=True)
+  init_like_flax(g)
+  init_like_flax(d)
+  g_opt = torch.optim.Adam(g.parameters(), c.optim.g.lr, (c.optim.g.b1, c.optim.g.b2))
+  d_opt = torch.optim.Adam(d.parameters(), c.optim.d.lr, (c.optim.d.b1, c.optim.d.b2))
+  z_fixed = torch.from_numpy(fixed_latents(c.model.z_dim))
+  batch = c.data.batch_size
+  out, trained, step = [], 0.0, 0
+  started = time.perf_counter()
+  for target in snapshots:
+    while trained + time.perf_counter() - started < target:
+      real = torch.from_numpy(real_batch(run.train_source, step, batch)).permute(0, 3, 1, 2)
+      with torch.no_grad():
+        fake = g(torch.randn(batch, c.model.z_dim))
+      d_real, d_fake = d(real), d(fake)
+      d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+      d_opt.zero_grad(set_to_none=True)
+      d_loss.backward()
+      d_opt.step()
+      d.requires_grad_(False)
+      d_gen = d(g(torch.randn(batch, c.model.z_dim)))
+      g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+      g_opt.zero_grad(set_to_none=True)
+      g_loss.backward()
+      g_opt.step()
+      d.requires_grad_(True)
+      step += 1
+    trained += time.perf_counter() - started
+    g.eval()  # Sampling as the project samples: BatchNorm with its running statistics.
+    with torch.no_grad():
+      images = np.concatenate([g(z_fixed[i:i + SAMPLE_BATCH]).permute(0, 2, 3, 1).numpy()
+                               for i in range(0, len(z_fixed), SAMPLE_BATCH)])
+    g.train()
+    out.append((trained, step, images))
+    print(f'  torch: {trained:.0f} s, {step} iterations', flush=True)
+    started = time.perf_counter()
+  return out
+
+
+def time_to(fds: list[tuple[float, float]], threshold: float) -> float | None:
+  """The first snapshot time whose FD is at or below `threshold` (None: never within the budget)."""
+  return next((t for t, fd in fds if fd <= threshold), None)
+
+
+def main(argv):
+  del argv
+  run = run_lib.build_run(config())
+  snapshots = [FLAGS.every_s * (i + 1) for i in range(int(FLAGS.budget_s // FLAGS.every_s))]
+  import torch
+  print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average '
+        f'{", ".join(f"{x:.2f}" for x in os.getloadavg())}; jax {jax.__version__} ({jax.default_backend()}), '
+        f'torch {torch.__version__} ({torch.get_num_threads()} threads); budget {FLAGS.budget_s:.0f} s each, '
+        f'a snapshot every {FLAGS.every_s:.0f} s', flush=True)
+  results = {'jax': train_jax(run, snapshots), 'torch (eager)': train_torch(run, snapshots)}
+  classifier = classifier_lib.load('mnist', str(pathlib.Path(__file__).resolve().parents[1] / 'models'))
+  test_images, _ = data_lib.load_images('mnist', 'test', run.config.data.dir, run.config.data.download)
+  reference = classifier_lib.feature_stats(classifier, test_images)
+  from gan_jax.metrics import fid
+  fds = {}
+  for name, snaps in results.items():
+    fds[name] = [(t, fid.frechet_distance_from_stats(classifier_lib.feature_stats(classifier, images), reference))
+                 for t, _, images in snaps]
+  print('\n| training s | ' + ' | '.join(f'{n} iterations | {n} classifier FD' for n in results) + ' |')
+  print('|---' * (1 + 2 * len(results)) + '|')
+  for i, target in enumerate(snapshots):
+    cells = [f'{results[n][i][1]} | {fds[n][i][1]:.1f}' for n in results]
+    print(f'| {target:.0f} | ' + ' | '.join(cells) + ' |')
+  print('\n| classifier FD <= | ' + ' | '.join(f'{n} s' for n in results) + ' | ratio jax / torch |')
+  print('|---' * (2 + len(results)) + '|')
+  names = list(results)
+  for threshold in map(float, FLAGS.thresholds):
+    times = [time_to(fds[n], threshold) for n in names]
+    ratio = f'{times[0] / times[1]:.2f}' if all(times) else '-'
+    print(f'| {threshold:g} | ' + ' | '.join(f'{t:.0f}' if t else f'not within {FLAGS.budget_s:.0f}'
+                                             for t in times) + f' | {ratio} |')
+
+
+if __name__ == '__main__':
+  app.run(main)
