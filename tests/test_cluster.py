@@ -145,6 +145,21 @@ def test_slurm_sweep_is_one_job_array_with_the_requested_parallelism(tmp_path, s
   assert json.loads((directory / 'sweep.json').read_text())['exp'] == 'vanilla:smoke'
 
 
+def test_resubmitting_a_sweep_submits_only_its_unfinished_members(tmp_path, stub_slurm, parsed_flags):
+  directory = tmp_path / 'sweep'
+  code = cluster.submit_sweep('vanilla:smoke', [('log.wandb', 'disabled')], directory, None, '0,1', 'sequential',
+                              'debug', cluster.Resources())
+  assert code == 0
+  env, submission = stub_slurm
+  result = _launch(*SMOKE, '--sweep', f'--workdir={directory}', '--cluster=slurm', cwd=tmp_path, env=env)
+  assert result.returncode == 0, result.stderr
+  assert 'as SLURM job array 4242 (4 element(s)' in result.stdout, result.stdout
+  assert _sbatch_options(submission)['array'] == '0-3%4'
+  rows = [json.loads(l) for l in (directory / 'sweep.jsonl').read_text().splitlines()]
+  assert [r['status'] for r in rows] == ['finished'] * 2 + ['pending'] * 4
+  assert [r['job'] for r in rows[2:]] == [f'4242_{i}' for i in range(4)] and rows[0]['job'].startswith('DEBUG_')
+
+
 # ---------------------------------------------------------------------------------------------
 # Start-up inside a job.
 
