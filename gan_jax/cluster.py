@@ -19,12 +19,14 @@ job resumes from that checkpoint, so it ends bit-identical to an uninterrupted r
 directory's lock (gan_jax/workdir_lock.py) died with its predecessor, so it takes over and no one else.
 Job logs: <workdir>/slurm/ (lanes.CLUSTER_LOGS). What runs inside a job: gan_jax/cluster_jobs.py.
 """
+import contextlib
 import dataclasses
 import importlib.util
 import math
 import os
 import pathlib
 import shutil
+import signal
 import sys
 import time
 from typing import Any
@@ -202,12 +204,32 @@ def submit_run(exp: str, overrides: list[tuple[str, str]], workdir: pathlib.Path
   print(f'{exp} as {engine} job {job.job_id} ({resources.tasks_per_node} task(s)); run directory {workdir}; '
         f'logs in {folder}', flush=True)
   try:
-    result = job.results()[0]  # Task 0's (every task returns the run's result).
+    with _cancel_on_interrupt([job]):
+      result = job.results()[0]  # Task 0's (every task returns the run's result).
   except Exception:  # The job's own output says why; submitit's exception repeats its traceback.
-    print(_job_error(job), file=sys.stderr)
-    return 1
+    error = _job_error(job)
+    print(error, file=sys.stderr)
+    return 2 if error.startswith('error: ') else 1
   print(f'run finished at step {result["step"]} in {workdir}')
   return 0
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(jobs: list):
+  """Ctrl-C (SIGINT) while waiting for local jobs stops them and raises KeyboardInterrupt with how to
+  resume: each job's controller (its id is the controller's pid) gets SIGTERM, which it forwards to
+  the tasks, and their loops checkpoint before exiting."""
+  try:
+    yield
+  except KeyboardInterrupt:
+    for job in jobs:
+      if job.job_id.isdigit() and not job.done():  # Local jobs; a debug job runs (and stopped) in this process.
+        with contextlib.suppress(ProcessLookupError):
+          os.kill(int(job.job_id), signal.SIGTERM)
+    for job in jobs:
+      with contextlib.suppress(Exception):
+        job.wait()
+    raise KeyboardInterrupt('the jobs were stopped after checkpointing; rerun the same command to resume') from None
 
 
 def elements(jobs: list, runner: str) -> list[list]:
@@ -265,7 +287,9 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
       print(f'  [{index + 1}/{len(groups)}] job {job.job_id}: ' +
             ', '.join(f'{member.member.name} {state}' for member, state in zip(group, states)), flush=True)
 
-    submitted = _run_locally(ex, args, parallelism, on_done)
+    submitted = []
+    with _cancel_on_interrupt(submitted):
+      _run_locally(ex, args, parallelism, on_done, submitted)
   table = sweep_runners.Table(sweep)  # As the elements have left it so far.
   for group, job in zip(groups, submitted):
     for member in group:
@@ -282,11 +306,11 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
   return sweep_runners.summarize(sweep, table)
 
 
-def _run_locally(ex, args: list[tuple], parallelism: int, on_done) -> list:
+def _run_locally(ex, args: list[tuple], parallelism: int, on_done, submitted: list) -> None:
   """Runs the elements as local (or debug) jobs, at most `parallelism` at once (LocalExecutor has no
-  array throttling), calling `on_done(index, job)` as each ends; returns the jobs in order."""
+  array throttling), appending each job to `submitted` and calling `on_done(index, job)` as it ends."""
   from gan_jax import cluster_jobs
-  submitted, running, pending = [], [], list(enumerate(args))
+  running, pending = [], list(enumerate(args))
   while pending or running:
     while pending and len(running) < parallelism:
       index, element_args = pending.pop(0)
@@ -297,4 +321,3 @@ def _run_locally(ex, args: list[tuple], parallelism: int, on_done) -> list:
         running.remove((index, job))
         on_done(index, job)
     time.sleep(0.2)
-  return submitted
