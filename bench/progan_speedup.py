@@ -1,6 +1,6 @@
 """ProGAN's claim, measured: how soon each growth schedule reaches the non-progressive baseline's FD.
 
-  python bench/progan_speedup.py --sweep=DIR [--out=table.md]
+  python bench/progan_speedup.py --sweep=DIR [--seeds=1,2] [--every_images=64000] [--out=table.md]
 
 DIR is a `progan` sweep directory (`python launch.py --exp=progan:cpu --sweep ...`): members are
 grouped by schedule (their `progressive.*` values) and seed. Per schedule, mean +- standard
@@ -8,7 +8,9 @@ deviation over its seeds of: the final classifier FD, the images and training wa
 runs' own `train_seconds`: compilation included, evaluation left out), and the training time at
 which the FD first reached the baseline's final FD (mean over the baseline's seeds), as a fraction
 of the baseline's own training time. A schedule that never reached it shows '-' with how many
-seeds did. Only finished runs count.
+seeds did. Only finished runs count; --seeds keeps only those seeds (e.g. the ones timed on a quiet
+machine). A second table gives, every --every_images images, each schedule's mean FD with its
+resolution and mean training seconds there.
 """
 import argparse
 import json
@@ -27,8 +29,8 @@ def schedule_name(config: dict) -> str:
   return next(name for name, matches in SCHEDULE_NAMES.items() if matches(config['progressive']))
 
 
-def read_runs(directory: pathlib.Path) -> dict[str, list[dict]]:
-  """schedule -> finished runs: {'seed', 'evals': [eval.jsonl rows]}."""
+def read_runs(directory: pathlib.Path, seeds: set[int] | None = None) -> dict[str, list[dict]]:
+  """schedule -> finished runs (of `seeds`, or all): {'seed', 'evals': [eval.jsonl rows]}."""
   runs: dict[str, list[dict]] = {}
   for config_path in sorted(directory.glob('*/config.json')):
     run = config_path.parent
@@ -36,6 +38,8 @@ def read_runs(directory: pathlib.Path) -> dict[str, list[dict]]:
     if status.get('status') != 'finished':
       continue
     config = json.loads(config_path.read_text())
+    if seeds is not None and config['train']['seed'] not in seeds:
+      continue
     evals = [json.loads(line) for line in (run / 'eval.jsonl').read_text().splitlines()]
     runs.setdefault(schedule_name(config), []).append({'seed': config['train']['seed'], 'evals': evals})
   return runs
@@ -77,12 +81,35 @@ def table(runs: dict[str, list[dict]]) -> str:
   return '\n'.join(lines)
 
 
+def trajectory(runs: dict[str, list[dict]], every: int) -> str:
+  """Mean FD (resolution, mean training s) of each schedule at every `every` images."""
+  last = max(int(r['evals'][-1]['images_seen']) for members in runs.values() for r in members)
+  marks = list(range(every, last + 1, every))
+  lines = ['| schedule | ' + ' | '.join(f'{m // 1000}k' for m in marks) + ' |', '|---' * (len(marks) + 1) + '|']
+  for name in ('baseline', 'short', 'long', 'nofade'):
+    members = runs.get(name, [])
+    if not members:
+      continue
+    cells = []
+    for mark in marks:
+      rows = [next((e for e in r['evals'] if e['images_seen'] >= mark), None) for r in members]
+      rows = [row for row in rows if row]
+      cells.append(f'{statistics.mean(row["classifier_fd"] for row in rows):.0f} ({int(rows[0]["resolution"])}, '
+                   f'{statistics.mean(row["train_seconds"] for row in rows):.0f} s)' if rows else '-')
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--sweep', required=True, help='the progan sweep directory')
-  parser.add_argument('--out', help='markdown file to write the table to')
+  parser.add_argument('--seeds', help='comma-separated seeds to keep (default: all)')
+  parser.add_argument('--every_images', type=int, default=64000, help='images between two columns of the second table')
+  parser.add_argument('--out', help='markdown file to write the tables to')
   args = parser.parse_args()
-  text = table(read_runs(pathlib.Path(args.sweep)))
+  seeds = {int(s) for s in args.seeds.split(',')} if args.seeds else None
+  runs = read_runs(pathlib.Path(args.sweep), seeds)
+  text = table(runs) + '\n\nFD (resolution, training s) against images seen:\n\n' + trajectory(runs, args.every_images)
   print(text)
   if args.out:
     pathlib.Path(args.out).write_text(text + '\n')
