@@ -3,11 +3,16 @@
   python bench/train_step.py                       # vanilla (DCGAN, MNIST, batch 64)
   python bench/train_step.py --exp=wgan_gp --steps=20 --config.data.batch_size=128
   python bench/train_step.py --lanes=3             # 3 seeds in one vmapped program (--runner=vectorized)
+  python bench/train_step.py --exp=all --repeats=2  # the compile-time table: every shipped experiment
+                                                   # (and each `--variants` option), one row each
 
 Figures: compile time of one `--steps`-iteration program, then ms per iteration (one D step
 block + one G step) and iterations/s, median of `--repeats` timed programs after a warm-up.
 Uses synthetic data of the experiment's shape when the dataset is missing (speed does not
-depend on pixel values).
+depend on pixel values). Compilation is cold: the bench does not use the persistent compilation
+cache (gan_jax/compile_cache.py), so the figure is what a first launch pays. A progressive run's
+row is its first phase's program (each later resolution compiles its own). The first line gives
+the machine: cores, load average and versions.
 """
 import pathlib
 import statistics
@@ -25,7 +30,9 @@ from gan_jax import experiments
 from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
 
-flags.DEFINE_string('exp', 'vanilla', 'Experiment NAME[:ARG].')
+flags.DEFINE_string('exp', 'vanilla', "Experiment NAME[:ARG], or 'all' (every experiment file and --variants).")
+flags.DEFINE_list('variants', ['vanilla:ring', 'wgan_gp:ring', 'unrolled:grid', 'unrolled:stacked_mnist', 'progan:cpu'],
+                  "With --exp=all: experiment options timed besides each experiment's default.")
 flags.DEFINE_integer('steps', 20, 'Iterations per timed program (one jit call).')
 flags.DEFINE_integer('repeats', 5, 'Timed programs; the median is reported.')
 flags.DEFINE_integer('lanes', 1, 'Runs (seeds 0..lanes-1) in one vmapped program, as --runner=vectorized trains them.')
@@ -63,16 +70,23 @@ def measure(config, steps: int, repeats: int, lanes: int = 1) -> dict:
 
 def main(argv):
   del argv
-  config = experiments.load_config(FLAGS.exp)
-  config_lib.apply_overrides(config, OVERRIDES)
-  r = measure(config, FLAGS.steps, FLAGS.repeats, FLAGS.lanes)
+  import os
+  import platform
+  exps = sorted(experiments.names()) + FLAGS.variants if FLAGS.exp == 'all' else [FLAGS.exp]
   device = jax.devices()[0]
-  print('| experiment | device | batch | d_steps | dtype | G upsample | lanes | compile (s) | ms / iteration | '
+  print(f'machine: {platform.machine()}, {os.cpu_count()} cores, load average '
+        f'{", ".join(f"{x:.2f}" for x in os.getloadavg())}; jax {jax.__version__}; {device.platform} '
+        f'x{jax.device_count()}')
+  print('| experiment | batch | d_steps | dtype | G upsample | lanes | compile (s) | ms / iteration | '
         'iterations / s | run-iterations / s |')
-  print('|---|---|---|---|---|---|---|---|---|---|---|')
-  print(f'| {FLAGS.exp} | {device.platform} x{jax.device_count()} | {config.data.batch_size} | '
-        f'{config.train.d_steps} | {config.train.dtype} | {config.model.upsample} | {FLAGS.lanes} | {r["compile_s"]:.1f} | '
-        f'{r["ms_per_iter"]:.1f} | {r["iters_per_s"]:.1f} | {FLAGS.lanes * r["iters_per_s"]:.1f} |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
+  for exp in exps:
+    config = experiments.load_config(exp)
+    config_lib.apply_overrides(config, OVERRIDES)
+    r = measure(config, FLAGS.steps, FLAGS.repeats, FLAGS.lanes)
+    print(f'| {exp} | {config.data.batch_size} | {config.train.d_steps} | {config.train.dtype} | '
+          f'{config.model.upsample} | {FLAGS.lanes} | {r["compile_s"]:.1f} | {r["ms_per_iter"]:.1f} | '
+          f'{r["iters_per_s"]:.1f} | {FLAGS.lanes * r["iters_per_s"]:.1f} |', flush=True)
 
 
 if __name__ == '__main__':
