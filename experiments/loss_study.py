@@ -13,6 +13,10 @@ sweep directory resumes; `--runner=processes` keeps both cores busy):
   python launch.py --exp=loss_study --sweep --dry_run                                     # the 56 members
   python launch.py --exp=loss_study:smoke --sweep --workdir=DIR                           # seconds per member
   python launch.py --report=runs/loss_study/mnist                                         # FD table and curves
+  python bench/loss_study.py --sweep=runs/loss_study/mnist     # best per loss, spread plot, best.json
+  cp runs/loss_study/mnist/best.json docs/results/loss_study/best_mnist.json
+  python launch.py --exp=loss_study:best --sweep --runner=processes --parallel=2 --workdir=runs/loss_study/mnist_seeds
+  python bench/loss_study.py --sweep=runs/loss_study/mnist --seeds_sweep=runs/loss_study/mnist_seeds
 Options after the colon combine with commas, e.g. `loss_study:fashion_mnist,smoke`.
 
 Losses (LOSSES, the values each member sets): minimax, non_saturating, least_squares, hinge (D
@@ -34,11 +38,17 @@ losses' best runs; no loss is consistently better. Compare rankings and spreads,
 paper's FD is on Inception features, this project's on its own classifier's. Measured results:
 docs/results/loss_study.md (once measured).
 """
+import json
+import pathlib
+
 from gan_jax import config as config_lib
 from gan_jax import experiments
+from gan_jax.errors import UserError
 
 DATA = ('mnist', 'fashion_mnist')
-OPTIONS = DATA + ('smoke',)
+OPTIONS = DATA + ('best', 'smoke')
+BEST_SEEDS = (1, 2)  # The search ran seed 0.
+BEST_DIR = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'results' / 'loss_study'
 STEPS = 4000
 DRAWS = 8
 SEARCH_SEED = 0
@@ -79,6 +89,8 @@ def get_sweep(arg: str | None = None):
   """Per loss, DRAWS draws of SEARCH from one seed (the same draws for every loss) zipped with
   DRAWS draws of the loss's own weight."""
   options = experiments.parse_options('loss_study', arg, OPTIONS, exclusive=(DATA,))
+  if 'best' in options:
+    return _best_sweep(experiments.chosen(options, DATA, 'mnist'))
   draws = 2 if 'smoke' in options else DRAWS
   shared = {'random': {'num': draws, 'seed': SEARCH_SEED, 'fields': SEARCH}}
   spec = []
@@ -88,3 +100,14 @@ def get_sweep(arg: str | None = None):
       search.append({'random': {'num': draws, 'seed': SEARCH_SEED + 1, 'fields': {own[0]: {'log_uniform': own[1]}}}})
     spec.append({'product': {key: [value] for key, value in settings.items()}, 'zip': search})
   return spec
+
+
+def _best_sweep(data: str):
+  """Each loss's best search draw (BEST_DIR/best_<data>.json, from bench/loss_study.py) with seeds BEST_SEEDS."""
+  path = BEST_DIR / f'best_{data}.json'
+  if not path.exists():
+    raise UserError(f'loss_study:best runs the best draws of a finished search, listed in {path}; run the search, '
+                    f'then `python bench/loss_study.py --sweep=DIR` and copy DIR/best.json there')
+  best = json.loads(path.read_text())
+  return [{'product': {**{k: [v] for k, v in overrides.items()}, 'train.seed': list(BEST_SEEDS)}}
+          for overrides in best.values()]

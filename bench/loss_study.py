@@ -1,0 +1,152 @@
+"""The loss study's results (experiments/loss_study.py): best FD per loss, the spread over the search, the seeds.
+
+  python bench/loss_study.py --sweep=DIR [--seeds_sweep=DIR2] [--metric=classifier_fd] [--out=FILE]
+
+DIR holds the runs of `launch.py --exp=loss_study[:fashion_mnist] --sweep`; DIR2, once run, those of
+`launch.py --exp=loss_study:best --sweep` (each loss's best draw with seeds 1 and 2). Each run's
+loss is named from its config (`loss_of`). Prints and writes (into DIR):
+  - per loss: finished search draws, the best final FD among them with its hyperparameters, the
+    median and spread (min-max) of the draws' final FDs, and, when the best draw's other seeds have
+    run, its FD mean ± std over all its seeds;
+  - a strip plot of every draw's final FD per loss (the shape of Lucic et al.'s Fig. 4), and FD
+    against training wall-clock of each loss's best draw;
+  - best.json: each loss's best draw as config overrides; copied to
+    docs/results/loss_study/best_<data>.json, it is what `loss_study:best` runs with other seeds.
+"""
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from gan_jax import report  # pylint: disable=wrong-import-position
+
+SEARCHED = ('optim.g.lr', 'optim.d.lr', 'optim.g.b1', 'optim.d.b1', 'train.d_steps', 'penalty.clip', 'penalty.gp',
+            'penalty.dragan', 'loss', 'model.d_norm')
+
+
+def loss_of(config: dict) -> str:
+  """The study's name of a run's loss (experiments/loss_study.LOSSES) from its flattened config."""
+  if config['loss'] == 'wasserstein':
+    return 'wgan_gp' if config['penalty.gp'] > 0 else 'wgan'
+  if config['penalty.dragan'] > 0:
+    return 'dragan'
+  return config['loss']
+
+
+def draw_key(config: dict) -> tuple:
+  """What identifies a draw across seeds: its searched values."""
+  return tuple(config[k] for k in SEARCHED)
+
+
+def collect(directories: list[pathlib.Path], metric: str) -> dict[str, dict[tuple, list[report.Run]]]:
+  """loss -> draw -> its finished runs (one per seed), from every directory."""
+  losses: dict[str, dict[tuple, list[report.Run]]] = {}
+  for run in (r for directory in directories for r in report.find_runs(directory)):
+    if run.state != 'finished' or metric not in run.eval:
+      continue
+    losses.setdefault(loss_of(run.config), {}).setdefault(draw_key(run.config), []).append(run)
+  return losses
+
+
+def _label(key: str) -> str:
+  """optim.g.lr -> g.lr, penalty.gp -> gp."""
+  return key.split('.', 1)[1] if key.startswith('optim.') else key.split('.')[-1]
+
+
+def final(run: report.Run, metric: str) -> float:
+  series = run.eval[metric]
+  return series[max(series)]
+
+
+def summary(losses: dict, metric: str) -> tuple[str, dict[str, dict]]:
+  """The table (losses by best search FD) and, per loss, its best draw: overrides, the draws' finals, path."""
+  rows = []
+  for name, draws in losses.items():
+    search = {key: run for key, runs in draws.items() for run in runs if run.config['train.seed'] == 0}
+    if search:
+      values = {key: final(run, metric) for key, run in search.items()}
+      rows.append((min(values.values()), name, draws, search, values))
+  lines = [f'| loss | draws finished | best {metric} (seed 0) | its hyperparameters | median of the draws | '
+           f'range of the draws | best draw over seeds (mean ± std, n) |', '|---|---|---|---|---|---|---|']
+  best = {}
+  for best_value, name, draws, search, values in sorted(rows, key=lambda row: row[0]):
+    key = min(values, key=values.get)
+    run = search[key]
+    over_seeds = [final(r, metric) for r in draws[key]]
+    seeds_text = (f'{statistics.mean(over_seeds):.1f} ± {statistics.stdev(over_seeds):.1f} ({len(over_seeds)})'
+                  if len(over_seeds) > 1 else '-')
+    hyper = {k: run.config[k] for k in SEARCHED if k in run.config}
+    shown = ', '.join(f'{_label(k)}={v:.4g}' if isinstance(v, float) else f'{_label(k)}={v}'
+                      for k, v in hyper.items()
+                      if k not in ('loss', 'model.d_norm') and (not k.startswith('penalty.') or v))
+    finals = list(values.values())
+    lines.append(f'| {name} | {len(finals)} | {best_value:.1f} | {shown} | {statistics.median(finals):.1f} | '
+                 f'{min(finals):.1f} - {max(finals):.1f} | {seeds_text} |')
+    best[name] = {'overrides': hyper, 'finals': finals, 'best_run': str(run.path)}
+  return '\n'.join(lines), best
+
+
+def plots(losses: dict, best: dict, metric: str, out_dir: pathlib.Path) -> list[pathlib.Path]:
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  names = list(best)
+  fig, ax = plt.subplots(figsize=(7, 4))
+  rng = np.random.default_rng(0)
+  for i, name in enumerate(names):
+    finals = best[name]['finals']
+    ax.scatter(i + rng.uniform(-0.15, 0.15, len(finals)), finals, s=18, alpha=0.7)
+    ax.hlines(statistics.median(finals), i - 0.3, i + 0.3, color='k', linewidth=1)
+  ax.set_xticks(range(len(names)), names, rotation=30)
+  ax.set_ylabel(f'final {metric} (lower is better)')
+  ax.set_yscale('log')
+  ax.set_title('every draw of the search, per loss (line: median)')
+  fig.tight_layout()
+  strip = out_dir / 'loss_study_spread.png'
+  fig.savefig(strip, dpi=100)
+  plt.close(fig)
+  fig, ax = plt.subplots(figsize=(7, 4))
+  for name in names:
+    run = report.Run(pathlib.Path(best[name]['best_run']))
+    seconds = run.eval.get('train_seconds', {})
+    steps = sorted(s for s in run.eval[metric] if s in seconds)
+    ax.plot([seconds[s] for s in steps], [run.eval[metric][s] for s in steps], marker='o', label=name)
+  ax.set_xlabel('training seconds')
+  ax.set_ylabel(metric)
+  ax.set_yscale('log')
+  ax.legend(fontsize=8)
+  ax.set_title('best draw of each loss against wall-clock')
+  fig.tight_layout()
+  curve = out_dir / 'loss_study_best_vs_time.png'
+  fig.savefig(curve, dpi=100)
+  plt.close(fig)
+  return [strip, curve]
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--sweep', required=True, help='the loss-study sweep directory (the search)')
+  parser.add_argument('--seeds_sweep', help="the directory of `--exp=loss_study:best --sweep` (the best draws' other seeds)")
+  parser.add_argument('--metric', default='classifier_fd')
+  parser.add_argument('--out', help='markdown file (default: <sweep>/loss_study.md)')
+  args = parser.parse_args()
+  directory = pathlib.Path(args.sweep)
+  losses = collect([directory] + ([pathlib.Path(args.seeds_sweep)] if args.seeds_sweep else []), args.metric)
+  if not losses:
+    raise SystemExit(f'no finished run with {args.metric} under {directory}')
+  text, best = summary(losses, args.metric)
+  figures = plots(losses, best, args.metric, directory)
+  (directory / 'best.json').write_text(json.dumps({k: v['overrides'] for k, v in best.items()}, indent=2) + '\n')
+  text += '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in figures)
+  out = pathlib.Path(args.out) if args.out else directory / 'loss_study.md'
+  out.write_text(text + '\n')
+  print(text)
+  print(f'\nwrote {out}, {directory / "best.json"} and {", ".join(str(p) for p in figures)}')
+
+
+if __name__ == '__main__':
+  main()
