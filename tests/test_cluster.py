@@ -265,15 +265,17 @@ def test_local_job_of_two_tasks_trains_one_run_data_parallel(tmp_path):
   assert json.loads((workdir / 'status.json').read_text())['status'] == 'finished'
 
 
-REQUEUE_RUN = [('log.wandb', 'disabled'), ('train.steps', '3000'), ('train.checkpoint_every', '100'),
-               ('train.log_every', '100'), ('train.sample_every', '0')]
+# Longer than one attempt can train (at most ~35 s at ~150 iterations/s on an idle core), short
+# enough for the 6 attempts submitit's LocalExecutor allows on a loaded machine.
+REQUEUE_RUN = [('log.wandb', 'disabled'), ('train.steps', '6000'), ('train.checkpoint_every', '200'),
+               ('train.log_every', '200'), ('train.sample_every', '0')]
 
 
 @pytest.mark.slow
 def test_a_job_at_its_time_limit_is_requeued_and_ends_bit_identical(tmp_path, parsed_flags):
-  # Time limit 30 s, SIGUSR2 10 s before it: each attempt trains for a few seconds, then checkpoints,
-  # stops, and is requeued by submitit, until the 3000 steps are done.
-  limited = cluster.Resources(time_min=0.5, signal_delay_s=10, requeues=20)
+  # Time limit 45 s, SIGUSR2 10 s before it: each attempt trains until the warning, then
+  # checkpoints, stops, and is requeued by submitit, until the 6000 iterations are done.
+  limited = cluster.Resources(time_min=0.75, signal_delay_s=10, requeues=20)
   assert cluster.submit_run('vanilla:smoke', REQUEUE_RUN, tmp_path / 'cut', 'local', limited) == 0
   assert cluster.submit_run('vanilla:smoke', REQUEUE_RUN, tmp_path / 'whole', 'local', cluster.Resources()) == 0
   log = ''.join(p.read_text() for p in (tmp_path / 'cut' / 'slurm').glob('*_0_log.*'))
@@ -282,7 +284,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_ends_bit_identical(tmp_path, pa
   config = experiments.load_config('vanilla:smoke', REQUEUE_RUN)
   cut = from_checkpoint.load_latest(config, tmp_path / 'cut').state
   whole = from_checkpoint.load_latest(config, tmp_path / 'whole').state
-  assert int(cut.step) == int(whole.step) == 3000
+  assert int(cut.step) == int(whole.step) == 6000
   import jax
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), cut, whole)
   assert json.loads((tmp_path / 'cut' / 'status.json').read_text())['status'] == 'finished'
