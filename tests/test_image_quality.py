@@ -1,6 +1,5 @@
 """PSNR and SSIM (gan_jax/metrics/image_quality.py) against scikit-image's implementations."""
 import numpy as np
-import pytest
 from skimage import metrics as skimage_metrics
 
 from gan_jax.data import idx
