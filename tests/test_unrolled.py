@@ -181,9 +181,11 @@ def test_options_and_sweeps():
   assert {(m.values['unroll.steps'], m.values['train.seed']) for m in members} == {
       (k, s) for k in (0, 1, 5, 10) for s in range(10)}
   compare = sweep.make_members(module.get_sweep('ring,compare'), ring)
-  assert len(compare) == 40
-  methods = {(m.values.get('loss', 'non_saturating'), m.values['unroll.steps']) for m in compare}
-  assert methods == {('non_saturating', 0), ('non_saturating', 5), ('non_saturating', 10), ('wasserstein', 0)}
+  assert len(compare) == 50
+  methods = {(m.values.get('loss', 'non_saturating'), m.values.get('g_loss', ''), m.values['unroll.steps'])
+             for m in compare}
+  assert methods == {('non_saturating', '', 0), ('non_saturating', '', 5), ('non_saturating', '', 10),
+                     ('non_saturating', 'value', 5), ('wasserstein', '', 0)}
 
 
 @pytest.mark.slow
