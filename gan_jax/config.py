@@ -2,7 +2,7 @@
 
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
-  data   name, dir, split, batch_size, on_device, download
+  data   name, dir, split, batch_size, on_device, download, task (image-to-image, gan_jax.data.paired)
   model  name, z_dim, g_channels, d_channels, d_norm, g_norm, vbn_reference, d_minibatch, hidden, layers, d_hidden,
          d_layers, d_input_scale (MLP D), upsample,
          g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
@@ -13,6 +13,7 @@ Every experiment's `get_config()` starts from `base()` so all experiments read a
   penalty  D regularizer weights (0 = off): gp (+ gp_one_sided), r1, r2, dragan, clip,
          d_weight_decay, instance_noise (+ instance_noise_steps), drift, historical
   unroll steps, stop_gradient, rolled (unrolled G update, Metz et al. 2017)
+  translate  adversarial, l1, l2, features, cycle, identity: G's loss weights of image-to-image runs (data.task)
   optim  g.{lr,b1,b2}, d.{lr,b1,b2}  (Adam per player), decay, decay_to (schedule)
   train  steps, d_steps, seed, log_every, sample_every, checkpoint_every, keep_checkpoints,
          dtype, ema_decay, collapse_patience, collapse_d_loss, restarts, restart_lr_factor
@@ -32,14 +33,15 @@ ConfigDict = ml_collections.ConfigDict
 
 # Fields that change array shapes or the computation's structure: a workdir saved with other
 # values cannot be resumed with these changed.
-SHAPE_KEYS = ('data.name', 'data.batch_size', 'model', 'train.d_steps', 'train.ema_decay')
+SHAPE_KEYS = ('data.name', 'data.task', 'data.batch_size', 'model', 'train.d_steps', 'train.ema_decay')
 
 
 def base() -> ConfigDict:
   """Defaults shared by every experiment; experiments override what differs."""
   c = ConfigDict()
   c.data = ConfigDict(dict(name='mnist', dir='', split='train', batch_size=64, on_device=True,
-                           download=True))  # Fetch missing MNIST / Fashion-MNIST files (data/download.py).
+                           download=True,  # Fetch missing MNIST / Fashion-MNIST files (data/download.py).
+                           task=''))  # Image-to-image: a task of gan_jax.data.paired, or '' (generation).
   c.model = ConfigDict(dict(
       name='dcgan',
       z_dim=100,
@@ -84,6 +86,14 @@ def base() -> ConfigDict:
       steps=0,              # k: G's loss is taken against D advanced k steps of D's optimizer (0 = off).
       stop_gradient=False,  # do not differentiate through those k steps (the cheap approximation).
       rolled=True,          # k steps as a rolled lax.scan loop; False unrolls it (faster for conv D on CPU).
+  ))
+  c.translate = ConfigDict(dict(  # G's loss when data.task is set: adversarial * the loss's G loss +
+      adversarial=1.0,  # 0: the non-adversarial baseline (G trained on the terms below alone).
+      l1=0.0,           # weight of mean |G(x) - y| (pix2pix: 100).
+      l2=0.0,           # weight of mean (G(x) - y)^2.
+      features=0.0,     # weight of the squared distance of the domain classifier's features.
+      cycle=0.0,        # unpaired tasks (CycleGAN): weight of the cycle-consistency L1 (the paper: 10).
+      identity=0.0,     # unpaired tasks: weight of the identity L1 (the paper: 0.5 * cycle).
   ))
   c.optim = ConfigDict(dict(
       g=ConfigDict(dict(lr=2e-4, b1=0.5, b2=0.999)),

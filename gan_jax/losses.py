@@ -1,7 +1,9 @@
-"""Adversarial losses. Each D loss maps (d_real, d_fake) -> scalar; each G loss maps d_fake -> scalar.
+"""Adversarial losses, and the reconstruction terms of image-to-image generators.
 
-`d_real`, `d_fake`: discriminator outputs of shape [B] (or [B, 1]): logits for the
-probabilistic losses, unbounded critic values for Wasserstein, hinge and least-squares.
+Each D loss maps (d_real, d_fake) -> scalar; each G loss maps d_fake -> scalar.
+`d_real`, `d_fake`: discriminator outputs of shape [B] (or [B, P], one per patch of a PatchGAN
+D): logits for the probabilistic losses, unbounded critic values for Wasserstein, hinge and
+least-squares.
 All reductions are means over the batch, computed in float32 (or float64 if given).
 Both losses of a pair are minimised by their player.
 """
@@ -89,6 +91,62 @@ def class_cross_entropy(class_logits: Array, labels: Array) -> Array:
   """
   log_p = jax.nn.log_softmax(_f32(class_logits), axis=-1)
   return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None].astype(jnp.int32), axis=-1))
+
+
+# Reconstruction terms of image-to-image generators: outputs against their paired targets.
+def l1_distance(outputs: Array, targets: Array) -> Array:
+  """mean |outputs - targets| over every pixel and channel (pix2pix's L1 term, Isola et al. 2017)."""
+  return jnp.mean(jnp.abs(_f32(outputs) - _f32(targets)))
+
+
+def l2_distance(outputs: Array, targets: Array) -> Array:
+  """mean (outputs - targets)^2 over every pixel and channel (the MSE content loss)."""
+  return jnp.mean(jnp.square(_f32(outputs) - _f32(targets)))
+
+
+def feature_distance(feature_fn: Callable[[Array], Array], outputs: Array, targets: Array) -> Array:
+  """mean (f(outputs) - f(targets))^2 over the batch and features of a frozen network f: [B, ...] ->
+  [B, F] (SRGAN's "perceptual" content loss, Ledig et al. 2017, with VGG replaced by f). The
+  targets' features are constants."""
+  return jnp.mean(jnp.square(_f32(feature_fn(outputs)) - jax.lax.stop_gradient(_f32(feature_fn(targets)))))
+
+
+def reconstruction(outputs: Array, targets: Array, l1: float = 0.0, l2: float = 0.0, features: float = 0.0,
+                   feature_fn: Callable[[Array], Array] | None = None) -> tuple[Array, dict[str, Array]]:
+  """(l1 * L1 + l2 * L2 + features * feature distance, {'g_l1', 'g_l2', 'g_features': unweighted
+  value of each enabled term}); a term with weight 0 is neither computed nor reported."""
+  terms = {}
+  if l1:
+    terms['g_l1'] = l1_distance(outputs, targets)
+  if l2:
+    terms['g_l2'] = l2_distance(outputs, targets)
+  if features:
+    if feature_fn is None:
+      raise ValueError('a feature term needs feature_fn')
+    terms['g_features'] = feature_distance(feature_fn, outputs, targets)
+  weights = {'g_l1': l1, 'g_l2': l2, 'g_features': features}
+  return sum((weights[k] * v for k, v in terms.items()), jnp.zeros((), jnp.float32)), terms
+
+
+def cycle_consistency(translate: Callable[[Array], Array], pairs: Array, translated: Array, cycle: float = 0.0,
+                      identity: float = 0.0) -> tuple[Array, dict[str, Array]]:
+  """CycleGAN's terms (Zhu et al. 2017) for `translate`, which maps (a, b) channel halves to
+  (G_BA(b), G_AB(a)): `translated` = translate(pairs).
+
+  g_cycle = L1(translate(translated), pairs): the mean over both directions of |G_BA(G_AB(a)) - a|
+  and |G_AB(G_BA(b)) - b|; g_identity = L1(translate((b, a)), pairs): of |G_BA(a) - a| and
+  |G_AB(b) - b|. Returns (cycle * g_cycle + identity * g_identity, {name: unweighted value}) over the
+  enabled terms. Means over both directions, like the averaged adversarial terms, keep the paper's
+  ratios: its lambda = 10 on the sum of the directions is `cycle` = 10 here.
+  """
+  terms = {}
+  if cycle:
+    terms['g_cycle'] = l1_distance(translate(translated), pairs)
+  if identity:
+    half = pairs.shape[-1] // 2
+    terms['g_identity'] = l1_distance(translate(jnp.concatenate([pairs[..., half:], pairs[..., :half]], -1)), pairs)
+  weights = {'g_cycle': cycle, 'g_identity': identity}
+  return sum((weights[k] * v for k, v in terms.items()), jnp.zeros((), jnp.float32)), terms
 
 
 class Loss(NamedTuple):

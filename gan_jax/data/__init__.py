@@ -4,7 +4,9 @@ A `Source` holds either a finite labelled image set (uint8, kept on the accelera
 `data.on_device`) or a synthetic 2D mixture. `draw(arrays, rng, n)` is a pure, jittable
 function that returns a batch of `n` examples as float32 in the model's range:
   images: [n, H, W, C] in [-1, 1] (uint8 x -> x / 127.5 - 1), labels int32 [n];
-  points: [n, 2] in the mixture's coordinates.
+  points: [n, 2] in the mixture's coordinates;
+  image-to-image tasks (`data.task`, gan_jax.data.paired) add each target image's input as
+  'source' [n, *source_shape] in [-1, 1].
 Finite sets are sampled uniformly with replacement, a fresh draw per D step.
 """
 import dataclasses
@@ -31,12 +33,31 @@ class Source:
     arrays: the data the jitted step reads: {'image': uint8 [N,H,W,C], 'label': int32 [N]}
       for image sets, {} for mixtures (their parameters are constants of the program).
     mixture: the mixture for 2D sources, else None.
+    task: the image-to-image task ('' for none): a paired task's arrays also hold 'source', uint8
+      [N, *source_shape], the input of each target image; an unpaired (CycleGAN) task's examples
+      are (A, B) channel pairs (gan_jax.data.unpaired), their own G input.
   """
   name: str
   shape: tuple[int, ...]
   num_classes: int
   arrays: dict[str, Any]
   mixture: mixtures.Mixture | None = None
+  task: str = ''
+
+  @property
+  def source_shape(self) -> tuple[int, ...] | None:
+    """Shape of a paired task's inputs, batch['source'] (None otherwise)."""
+    return tuple(self.arrays['source'].shape[1:]) if 'source' in self.arrays else None
+
+  @property
+  def unpaired(self) -> bool:
+    """An unpaired (CycleGAN) task: G translates the examples themselves."""
+    return self.task.startswith('cycle_')
+
+  @property
+  def input_shape(self) -> tuple[int, ...] | None:
+    """Shape of G's input for an image-to-image task (None without a task)."""
+    return self.shape if self.unpaired else self.source_shape
 
   @property
   def is_image(self) -> bool:
@@ -48,14 +69,14 @@ class Source:
       return {'image': self.mixture.sample(rng, n), 'label': jnp.zeros((n,), jnp.int32)}
     count = arrays['image'].shape[0]
     idx = jax.random.randint(rng, (n,), 0, count)
-    images = jnp.take(arrays['image'], idx, axis=0).astype(jnp.float32) / 127.5 - 1.0
-    return {'image': images, 'label': jnp.take(arrays['label'], idx, axis=0)}
+    return {k: v.astype(jnp.float32) / 127.5 - 1.0 if v.dtype == jnp.uint8 else v
+            for k, v in ((k, jnp.take(a, idx, axis=0)) for k, a in arrays.items())}
 
   def draw_host(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """The same distribution drawn on the host (for sets kept off the accelerator)."""
     idx = rng.integers(0, self.arrays['image'].shape[0], n)
-    images = self.arrays['image'][idx].astype(np.float32) / 127.5 - 1.0
-    return {'image': images, 'label': self.arrays['label'][idx]}
+    return {k: a[idx].astype(np.float32) / 127.5 - 1.0 if a.dtype == np.uint8 else a[idx]
+            for k, a in self.arrays.items()}
 
 
 def load_images(name: str, split: str, data_dir: str = '', download: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +106,35 @@ def make_source(data_config) -> Source:
   name = data_config.name
   if name in mixtures.MIXTURES:
     return Source(name=name, shape=(2,), num_classes=0, arrays={}, mixture=mixtures.get(name))
+  if data_config.task.startswith('cycle_'):
+    from gan_jax.data import unpaired
+    images, labels = unpaired.load(data_config.task, name, data_config.split, data_config.dir, data_config.download)
+    return Source(name=name, shape=tuple(images.shape[1:]), num_classes=int(labels.max()) + 1,
+                  arrays={'image': images, 'label': labels}, task=data_config.task)
   images, labels = load_images(name, data_config.split, data_config.dir, data_config.download)
   num_classes = int(labels.max()) + 1 if labels.size else 0
-  return Source(name=name, shape=tuple(images.shape[1:]), num_classes=num_classes,
-                arrays={'image': images, 'label': labels})
+  arrays = {'image': images, 'label': labels}
+  if data_config.task:
+    arrays['source'] = task_inputs(data_config.task, images, data_config.split)
+  return Source(name=name, shape=tuple(images.shape[1:]), num_classes=num_classes, arrays=arrays,
+                task=data_config.task)
+
+
+def load_pairs(data_config, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """An image-to-image task's pairs of `split`: inputs uint8 [N, *source_shape], targets uint8
+  [N, H, W, C] and the targets' labels int32 [N], in the split's order. An unpaired task's inputs
+  and targets are both its (A, B) examples."""
+  if data_config.task.startswith('cycle_'):
+    from gan_jax.data import unpaired
+    images, labels = unpaired.load(data_config.task, data_config.name, split, data_config.dir, data_config.download)
+    return images, images, labels
+  images, labels = load_images(data_config.name, split, data_config.dir, data_config.download)
+  return task_inputs(data_config.task, images, split), images, labels
+
+
+def task_inputs(task: str, images: np.ndarray, split: str) -> np.ndarray:
+  """The inputs uint8 [N, ...] of image-to-image `task` for target images uint8 [N, H, W, C] of `split`."""
+  from gan_jax.data import paired
+  if split not in paired.SPLIT_SALT:
+    raise UserError(f'data.task needs the train or test split of the data set, not {split!r}')
+  return paired.make_inputs(task, images, split=split)

@@ -153,8 +153,13 @@ class Classifier:
     self.dataset = dataset
     self.image_shape = IMAGE_SHAPES[dataset]
     self.params = params
-    model = CNN(WIDTHS[dataset])
-    self._apply = jax.jit(lambda p, x: model.apply(p, _to_float(x)))
+    self._model = CNN(WIDTHS[dataset])
+    self._apply = jax.jit(lambda p, x: self._model.apply(p, _to_float(x)))
+
+  def feature_fn(self, images: jax.Array) -> jax.Array:
+    """Pure and differentiable: images float32 [B, H, W, C] in [-1, 1] -> features [B, 128] (for use
+    inside a traced program, e.g. a perceptual loss; the parameters become its constants)."""
+    return self._model.apply(self.params, images)[0]
 
   def features_and_logits(self, images: np.ndarray | jax.Array,
                           batch_size: int = EVAL_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,11 @@ to samples float32 [n, *source.shape] in the data range: [-1, 1] for images, the
 coordinates for 2D points. It is called on batches of exactly `config.eval.batch_size`, so it
 compiles once; surplus samples of the last batch are dropped.
 
+Image-to-image runs (`data.task`) are evaluated on the task's pairs of `eval.split`, in order (the
+first min(eval.num_samples, split size)): `generate(z, inputs)` gets the inputs float32
+[n, *source_shape] in place of labels, the image metrics compare the outputs with the split's
+real images, and the generated side's labels are the true classes of the inputs' images.
+
 Metrics: the registry `METRICS` maps each name to a `Metric` that declares the result keys it adds
 (all values floats), the data it applies to, the feature network it reads, what of the generated
 and real sides it needs, and the function computing it. Adding a metric is one entry there.
@@ -28,7 +33,19 @@ and real sides it needs, and the function computing it. Adding a metric is one e
                     mode histogram to uniform (nats). Same keys as 'modes'.
   class_accuracy    class-conditional models: the fraction of samples the domain classifier
                     assigns to the label they were generated for (0.1 for a G that ignores its
-                    label on 10 balanced classes).
+                    label on 10 balanced classes); image-to-image models: the fraction of outputs
+                    it assigns to the class of their input's image (label preservation).
+  reconstruction    image-to-image models: mean PSNR (dB) and SSIM of the outputs against their
+                    targets (gan_jax.metrics.image_quality), keys psnr and ssim.
+  cycle             unpaired (CycleGAN) models, on the (a, b) test examples: cycle_l1_a and
+                    cycle_l1_b (mean |G_BA(G_AB(a)) - a|, |G_AB(G_BA(b)) - b|, data range [-1, 1]),
+                    fd_ab and fd_ba (classifier FD of the translations into B and into A against
+                    that domain's real test images, each with its domain's classifier), and for
+                    tasks whose test examples are true pairs (cycle_edges) psnr_ab, psnr_ba and
+                    accuracy_ab (label preservation of a -> b).
+  bicubic           the same task solved by bicubic resizing of the input (the super-resolution
+                    baseline): bicubic_psnr, bicubic_ssim, bicubic_fd (classifier FD) and
+                    bicubic_accuracy (label preservation), on the same pairs.
   intra_fd          class-conditional models: classifier FD between the samples generated for
                     class c and the real images of class c, averaged over the classes.
 The image metrics share one set of `eval.num_samples` generated samples. kid and
@@ -62,8 +79,10 @@ from gan_jax.metrics import fid
 from gan_jax.metrics import inception
 from gan_jax.metrics import inception_score
 from gan_jax.metrics import kid
+from gan_jax.metrics import image_quality
 from gan_jax.metrics import modes
 from gan_jax.metrics import prd
+from gan_jax.models import translation
 
 FEATURES = ('auto', 'classifier', 'inception')
 SCORE_SPLITS = 10
@@ -86,17 +105,39 @@ def _hash(data: bytes) -> str:
 
 
 def sample_batches(generate: Generate, z_dim: int, num_classes: int, num_samples: int, batch_size: int,
-                   rng: jax.Array) -> Iterator[tuple[jax.Array, jax.Array]]:
+                   rng: jax.Array, pairs: 'Pairs | None' = None) -> Iterator[tuple[jax.Array, jax.Array]]:
   """Yields (samples [b, ...], labels int32 [b]) batches, num_samples in all; deterministic in rng.
 
-  Batch i uses `fold_in(rng, i)`; every `generate` call gets exactly batch_size latents.
+  Batch i uses `fold_in(rng, i)`; every `generate` call gets exactly batch_size latents. With
+  `pairs` (image-to-image), batch i translates pairs' inputs [i * batch_size, ...) and its labels
+  are theirs (the last batch padded by repeating its last input).
   """
   for i, start in enumerate(range(0, num_samples, batch_size)):
     z_key, label_key = jax.random.split(jax.random.fold_in(rng, i))
     z = jax.random.normal(z_key, (batch_size, z_dim), jnp.float32)
-    labels = jax.random.randint(label_key, (batch_size,), 0, max(num_classes, 1), jnp.int32)
     n = min(batch_size, num_samples - start)
+    if pairs is not None:
+      rows = np.minimum(np.arange(start, start + batch_size), start + n - 1)
+      yield generate(z, jnp.asarray(pairs.inputs[rows], jnp.float32) / 127.5 - 1.0)[:n], pairs.labels[start:start + n]
+      continue
+    labels = jax.random.randint(label_key, (batch_size,), 0, max(num_classes, 1), jnp.int32)
     yield generate(z, labels)[:n], labels[:n]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pairs:
+  """The evaluated pairs of an image-to-image task: inputs uint8 [N, *source_shape], targets uint8
+  [N, H, W, C], and the targets' classes int32 [N]."""
+  inputs: np.ndarray
+  targets: np.ndarray
+  labels: np.ndarray
+
+  @classmethod
+  def load(cls, config) -> 'Pairs':
+    """The first eval.num_samples pairs of eval.split (all of them if fewer)."""
+    inputs, targets, labels = data_lib.load_pairs(config.data, config.eval.split)
+    n = config.eval.num_samples
+    return cls(inputs[:n], targets[:n], labels[:n])
 
 
 def draw_samples(generate: Generate, config, source: data_lib.Source, num_samples: int,
@@ -137,9 +178,19 @@ def _validate(config, source: data_lib.Source) -> tuple[str, ...]:
       raise UserError(f"eval metric {name!r} needs data.name='stacked_mnist', not {source.name!r}")
     if metric.data == 'image' and not source.is_image:
       raise UserError(f'eval metric {name!r} needs an image data set; data.name is {source.name!r}')
+    if metric.data == 'paired' and not source.task:
+      raise UserError(f'eval metric {name!r} needs an image-to-image task (data.task, e.g. --exp=pix2pix)')
+    if source.unpaired != (name == 'cycle'):
+      raise UserError(f"eval metric {name!r} does not apply to {'unpaired' if source.unpaired else 'these'} runs; "
+                      + ("evaluate an unpaired task with 'cycle'" if source.unpaired else
+                         "'cycle' is for unpaired tasks (--exp=cyclegan)"))
+    if name == 'bicubic' and source.task not in ('sr2', 'sr4'):
+      raise UserError(f"eval metric 'bicubic' is the super-resolution baseline (data.task sr2 or sr4), not for "
+                      f'{source.task!r}')
     if metric.conditional:
-      if not config.model.g_cond:
-        raise UserError(f"eval metric {name!r} needs a class-conditional model (model.g_cond, e.g. --exp=cgan)")
+      if not (config.model.g_cond or source.task):
+        raise UserError(f"eval metric {name!r} needs a class-conditional model (model.g_cond, e.g. --exp=cgan) or an "
+                        'image-to-image one (data.task, e.g. --exp=pix2pix)')
       if e.classifier not in ('', source.name):
         raise UserError(f'eval metric {name!r} compares samples with their labels, so it needs the classifier of '
                         f"the training data ({source.name!r}); set --config.eval.classifier=''")
@@ -162,6 +213,12 @@ def _load_classifier(name: str, config, image_shape: tuple[int, ...], metric: st
     raise UserError(f'eval metric {metric!r}: the {name} classifier takes images {classifier_lib.IMAGE_SHAPES[name]}, '
                     f'not {tuple(image_shape)}; set --config.eval.classifier to a matching data set')
   return classifier_lib.load(name, _models_dir(config))
+
+
+def domain_classifier(config, source: data_lib.Source, use: str) -> classifier_lib.Classifier:
+  """The domain classifier of `config.eval.classifier` (default: the data set's) for images of `source`;
+  `use` names what needs it, for the error message."""
+  return _load_classifier(config.eval.classifier or source.name, config, source.shape, use)
 
 
 def _classifier_extractor(clf: classifier_lib.Classifier, batch_size: int) -> _Extractor:
@@ -314,6 +371,64 @@ def _intra_fd(side: Side) -> dict[str, float]:
   return {'intra_fd': intra_class_fd(class_stats(side.features, side.labels, side.num_classes), side.real_class_stats)}
 
 
+def _reconstruction(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
+  psnr, ssim, start = [], [], 0
+  for outputs, _ in evaluator.batches(generate, evaluator.config.eval.num_samples, rng):
+    targets = jnp.asarray(evaluator.pairs.targets[start:start + len(outputs)], jnp.float32) / 127.5 - 1.0
+    psnr.append(np.asarray(image_quality.psnr(outputs, targets)))
+    ssim.append(np.asarray(image_quality.ssim(outputs, targets)))
+    start += len(outputs)
+  return {'psnr': float(np.mean(np.concatenate(psnr))), 'ssim': float(np.mean(np.concatenate(ssim)))}
+
+
+def _bicubic(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
+  """The metrics of bicubic upsampling on the evaluated pairs (computed once per evaluator: they do not
+  depend on G)."""
+  if evaluator.bicubic_results is None:
+    side, channels = evaluator.source.shape[0], evaluator.source.shape[2]
+    upsample = jax.jit(lambda z, inputs: jnp.clip(translation.fit_to(inputs[..., :channels], side), -1.0, 1.0))
+    quality = _reconstruction(evaluator, upsample, rng)
+    classifier = evaluator.image_sides(upsample, rng)['classifier']
+    evaluator.bicubic_results = {
+        'bicubic_psnr': quality['psnr'], 'bicubic_ssim': quality['ssim'],
+        'bicubic_fd': fid.frechet_distance_from_stats(classifier.stats, classifier.real_stats),
+        'bicubic_accuracy': float(np.mean(np.argmax(classifier.logits, 1) == classifier.labels))}
+  return evaluator.bicubic_results
+
+
+def _cycle(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
+  """See the module docstring; batches as sample_batches draws them, G applied twice per batch."""
+  pairs, batch_size, z_dim = evaluator.pairs, evaluator.config.eval.batch_size, evaluator.config.model.z_dim
+  half = evaluator.source.shape[-1] // 2
+  n = min(evaluator.config.eval.num_samples, len(pairs.inputs))
+  cycle_sums, translated = np.zeros(2), []
+  for i, start in enumerate(range(0, n, batch_size)):
+    z = jax.random.normal(jax.random.split(jax.random.fold_in(rng, i))[0], (batch_size, z_dim), jnp.float32)
+    rows = np.minimum(np.arange(start, start + batch_size), n - 1)
+    x = jnp.asarray(pairs.inputs[rows], jnp.float32) / 127.5 - 1.0
+    out = generate(z, x)
+    count = min(batch_size, n - start)
+    error = np.abs(np.asarray(generate(z, out) - x))[:count]
+    cycle_sums += [error[..., :half].mean(axis=(1, 2, 3)).sum(), error[..., half:].mean(axis=(1, 2, 3)).sum()]
+    translated.append(np.asarray(out)[:count])
+  translated = np.concatenate(translated)
+  real = pairs.inputs[:n].astype(np.float32) / 127.5 - 1.0
+  results = {'cycle_l1_a': float(cycle_sums[0] / n), 'cycle_l1_b': float(cycle_sums[1] / n)}
+  into_b, into_a = translated[..., half:], translated[..., :half]  # G_AB(a), G_BA(b).
+  classifier_a, classifier_b = evaluator.cycle_classifiers()
+  for key, images, reals, clf in (('fd_ab', into_b, real[..., half:], classifier_b),
+                                  ('fd_ba', into_a, real[..., :half], classifier_a)):
+    stats = [fid.FeatureStats(), fid.FeatureStats()]
+    stats[0].update(clf.features(images))
+    stats[1].update(clf.features(reals))
+    results[key] = fid.frechet_distance_from_stats(*stats)
+  if evaluator.source.task == 'cycle_edges':  # The test examples are true pairs (edges(x), x).
+    results['psnr_ab'] = float(np.mean(image_quality.psnr(into_b, real[..., half:])))
+    results['psnr_ba'] = float(np.mean(image_quality.psnr(into_a, real[..., :half])))
+    results['accuracy_ab'] = float(np.mean(np.argmax(classifier_b.logits(into_b), 1) == pairs.labels[:n]))
+  return results
+
+
 def _modes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
   found = modes.mixture_modes(evaluator.mixture_points(generate, rng), evaluator.source.mixture)
   return {key: float(found[key]) for key in METRICS['modes'].keys}
@@ -345,6 +460,11 @@ METRICS: dict[str, Metric] = {
                              compute=lambda s: {'class_accuracy': float(np.mean(np.argmax(s.logits, 1) == s.labels))}),
     'intra_fd': Metric(('intra_fd',), 'image', network='classifier', keeps=('features',), real=('class_stats',),
                        conditional=True, compute=_intra_fd),
+    'reconstruction': Metric(('psnr', 'ssim'), 'paired', compute=_reconstruction),
+    'cycle': Metric(('cycle_l1_a', 'cycle_l1_b', 'fd_ab', 'fd_ba', 'psnr_ab', 'psnr_ba', 'accuracy_ab'), 'paired',
+                    compute=_cycle),
+    'bicubic': Metric(('bicubic_psnr', 'bicubic_ssim', 'bicubic_fd', 'bicubic_accuracy'), 'paired', compute=_bicubic,
+                      network='classifier', keeps=('logits',), real=('stats',)),
 }
 
 
@@ -364,9 +484,11 @@ class Evaluator:
     features = e.features
     if features == 'auto':
       features = 'classifier' if classifier_name in classifier_lib.IMAGE_SHAPES else 'inception'
-    self._image = {}  # metric name -> the network it reads, for the image metrics.
+    self.pairs = Pairs.load(config) if source.task else None
+    self.bicubic_results = None  # Cached by the 'bicubic' metric.
+    self._image = {}  # metric name -> the network it reads, for the image metrics (and 'bicubic').
     for name in self._metrics:
-      if METRICS[name].data == 'image':
+      if METRICS[name].data == 'image' or name == 'bicubic':
         self._image[name] = features if METRICS[name].network == 'features' else METRICS[name].network
     self._extractors = {}  # network name -> _Extractor.
     for name, network in self._image.items():
@@ -390,6 +512,13 @@ class Evaluator:
     if 'stacked_modes' in self._metrics:
       self.mnist = _load_classifier('mnist', config, source.shape[:2] + (1,), 'stacked_modes')
 
+  def cycle_classifiers(self) -> tuple[classifier_lib.Classifier, classifier_lib.Classifier]:
+    """The domain classifiers of an unpaired task's domains A and B (gan_jax.data.unpaired.domains)."""
+    from gan_jax.data import unpaired
+    shape = self.source.shape[:2] + (self.source.shape[2] // 2,)
+    return tuple(_load_classifier(name, self.config, shape, 'cycle')
+                 for name in unpaired.domains(self.source.task, self.source.name))
+
   @property
   def metrics(self) -> tuple[str, ...]:
     """The metric names being computed, in config order."""
@@ -399,8 +528,8 @@ class Evaluator:
     """Draws samples from `generate` and returns {result key: value}; deterministic in rng."""
     image_rng, modes_rng, stacked_rng = jax.random.split(rng, 3)
     results = {}
-    sides = self._image_pass(generate, image_rng) if self._image else {}
-    rngs = {'mixture': modes_rng, 'stacked_mnist': stacked_rng}
+    sides = self.image_sides(generate, image_rng)
+    rngs = {'mixture': modes_rng, 'stacked_mnist': stacked_rng, 'paired': image_rng}
     for name in self._metrics:
       metric = METRICS[name]
       if metric.data == 'image':
@@ -423,11 +552,16 @@ class Evaluator:
                                                                          rng)])
 
   def batches(self, generate: Generate, num_samples: int, rng: jax.Array) -> Iterator[tuple[jax.Array, jax.Array]]:
+    if self.pairs is not None:
+      num_samples = min(num_samples, len(self.pairs.inputs))
     return sample_batches(generate, self.config.model.z_dim, self.source.num_classes, num_samples,
-                          self.config.eval.batch_size, rng)
+                          self.config.eval.batch_size, rng, self.pairs)
 
-  def _image_pass(self, generate: Generate, rng: jax.Array) -> dict[str, Side]:
-    """One pass over eval.num_samples samples through every network the image metrics read."""
+  def image_sides(self, generate: Generate, rng: jax.Array) -> dict[str, Side]:
+    """One pass over eval.num_samples samples through every network the image metrics read: the
+    generated Side of each ({} without image metrics)."""
+    if not self._image:
+      return {}
     keeps = {network: set() for network in self._extractors}
     for name, network in self._image.items():
       keeps[network].update(METRICS[name].keeps)

@@ -3,15 +3,18 @@
 Every G maps (z [B, z_dim], train) -> samples [B, *example_shape]; every D maps
 (samples, train) -> logits [B]. Both may carry a 'batch_stats' collection (BatchNorm).
 Class-conditional models (`model.g_cond` / `model.d_cond`, gan_jax.models.conditioning) also
-take `labels=` int32 [B].
+take `labels=` int32 [B]. Image-to-image models ('unet', gan_jax.models.translation) take the task's
+input as `source=` [B, h, w, C_in]: G maps (z, source) to an output image, D scores
+(image, source) pairs with one logit per patch, [B, P]; for an unpaired (CycleGAN) task they are
+the pairs of networks of both directions.
 """
 import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import conditioning, dcgan, mlp
+from gan_jax.models import conditioning, dcgan, mlp, translation
 
-MODELS = ('dcgan', 'mlp')
+MODELS = ('dcgan', 'mlp', 'unet')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
@@ -37,15 +40,19 @@ def is_conditional(model_config) -> bool:
 
 
 def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float32', num_classes: int = 0,
-          axis_name: str | None = None) -> tuple[nn.Module, nn.Module]:
+          axis_name: str | None = None, task: str = '') -> tuple[nn.Module, nn.Module]:
   """The (generator, discriminator) pair for data whose examples have `example_shape` and
-  `num_classes` classes (0 = unlabelled).
+  `num_classes` classes (0 = unlabelled); `task`: the image-to-image task (gan_jax.data.paired) the
+  'unet' models translate for ('' for the others).
 
   axis_name: the data-parallel axis BatchNorm takes its batch statistics over (None: per device).
   """
   dtype = compute_dtype(dtype_name)
   name = model_config.name
   conditioning.check_config(model_config, num_classes)
+  if (name == 'unet') != bool(task):
+    raise UserError(f'model unet and an image-to-image task (data.task) go together; start from --exp=pix2pix, '
+                    f'--exp=srgan or --exp=inpainting (model {name!r}, data.task {task!r})')
   if name == 'dcgan':
     if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
       raise UserError(f'model dcgan needs square images; the data has examples of shape {example_shape} '
@@ -82,6 +89,19 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
                       f'(got {m.d_hidden}, {m.d_layers}, {m.d_input_scale})')
     return (mlp.Generator(example_shape[0], m.hidden, m.layers, dtype),
             mlp.Discriminator(m.d_hidden or m.hidden, m.d_layers or m.layers, m.d_norm, dtype, m.d_input_scale))
+  if name == 'unet':
+    if len(example_shape) != 3 or example_shape[0] != example_shape[1] or example_shape[0] % 4:
+      raise UserError(f'model unet needs square images whose side divides by 4; the data has {example_shape}')
+    _check_choice('model.d_norm', model_config.d_norm, ('batch', 'layer', 'none'))
+    if is_conditional(model_config) or model_config.d_minibatch:
+      raise UserError("model unet is conditioned on its input image alone; set model.g_cond='', model.d_cond='' "
+                      "and model.d_minibatch=''")
+    m = model_config
+    if task.startswith('cycle_'):
+      return (translation.CycleGenerators(tuple(example_shape), m.g_channels, dtype, axis_name),
+              translation.CycleDiscriminators(m.d_channels, m.d_norm, dtype, axis_name))
+    return (translation.UNet(tuple(example_shape), m.g_channels, task.startswith('inpaint'), dtype, axis_name),
+            translation.PatchDiscriminator(m.d_channels, m.d_norm, dtype, axis_name))
   if name == 'progan':
     raise UserError('model progan grows through a schedule (config.progressive): start from --exp=progan')
   raise UserError(f'unknown model {name!r}; choose one of {", ".join(MODELS)} (--config.model.name=NAME)')

@@ -137,7 +137,9 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
   for images, the mixture's coordinates for 2D points) and 'step': the checkpoint's step; for a
   class-conditional model also 'labels': int32 [num_samples], the classes requested. `labels`
   (the --labels flag, conditional models only): 'balanced' (0, 1, ..., K-1 repeated; the
-  default), one label for all samples, or one comma-separated label per sample.
+  default), one label for all samples, or one comma-separated label per sample. An image-to-image
+  model translates the first num_samples test inputs of its task; the file then also holds
+  'inputs' and 'targets' (uint8, as gan_jax.data.paired makes them).
   """
   if num_samples < 1:
     raise UserError(f'--num_samples must be >= 1 (got {num_samples})')
@@ -148,7 +150,15 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
     raise UserError(f'--out={out}: the directory {out.parent} does not exist')
   trained = load_latest(config, workdir)
   extra = {}
-  if trained.conditional:
+  if trained.source.task:
+    if labels is not None:
+      raise UserError(f'--labels: the run in {workdir} translates test inputs (data.task={config.data.task!r}); '
+                      'drop --labels')
+    inputs, targets, _ = data_lib.load_pairs(config.data, 'test')
+    if num_samples > len(inputs):
+      raise UserError(f'--num_samples={num_samples}: the test split has {len(inputs)} pairs')
+    extra = {'inputs': inputs[:num_samples], 'targets': targets[:num_samples]}
+  elif trained.conditional:
     extra['labels'] = conditioning.parse_labels(labels or 'balanced', num_samples, trained.source.num_classes)
   elif labels is not None:
     raise UserError(f'--labels: the run in {workdir} is unconditional (model.g_cond is empty); drop --labels')
@@ -158,7 +168,10 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
   for i in range(-(-num_samples // batch)):
     z = jax.random.normal(jax.random.fold_in(key, i), (batch, config.model.z_dim), jnp.float32)
     batch_labels = None
-    if trained.conditional:  # Padded to the batch so every call has the compiled shape.
+    if trained.source.task:  # Padded to the batch (repeating the last) so every call has the compiled shape.
+      rows = np.minimum(np.arange(i * batch, (i + 1) * batch), num_samples - 1)
+      batch_labels = jnp.asarray(extra['inputs'][rows], jnp.float32) / 127.5 - 1.0
+    elif trained.conditional:  # Padded to the batch so every call has the compiled shape.
       batch_labels = np.zeros(batch, np.int32)
       chosen = extra['labels'][i * batch:(i + 1) * batch]
       batch_labels[:len(chosen)] = chosen

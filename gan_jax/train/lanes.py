@@ -9,7 +9,9 @@ A single run is the one-lane case; a vectorized group is N lanes of one program.
                      runs also images_seen, resolution, alpha)
   eval.jsonl         one JSON object per evaluation: step, train_seconds and the config.eval.metrics results
   samples/step_N.png fixed-noise sample grid (scatter plot for 2D data; one class per row for
-                     class-conditional models, the same latent down each column)
+                     class-conditional models, the same latent down each column; image-to-image
+                     models: input | output | target triples of the first test pairs; CycleGAN:
+                     a | G_AB(a) | b | G_BA(b))
   figures/modes_N.png at each evaluation of 'modes': the evaluated 2D points and their mode histogram
   checkpoints/N/     Orbax checkpoints of the run's own (unstacked) GANState
   wandb/             W&B run files (offline mode)
@@ -19,7 +21,7 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from absl import logging
 import jax
@@ -40,6 +42,22 @@ CLUSTER_LOGS = 'slurm'  # The job folder of a run or sweep submitted with --clus
 NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
 CLASS_GRID_COLUMNS = 10  # Class-conditional grids: samples per class row.
+TRANSLATION_GRID = (8, 4)  # Image-to-image grids: rows, and input | output | target triples per row.
+
+
+class SampleInputs(NamedTuple):
+  """The fixed inputs of a run's sample grids.
+
+  Attributes:
+    z: float32 [N, z_dim] latents.
+    labels: int32 [N] class labels, float32 [N, *source_shape] task inputs, or None.
+    columns: grid columns (None: square).
+    targets: image-to-image: the inputs' targets float32 [N, H, W, C], shown beside the outputs.
+  """
+  z: jax.Array
+  labels: jax.Array | None
+  columns: int | None
+  targets: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,19 +156,43 @@ def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '
   tmp.replace(workdir / 'status.json')
 
 
-def fixed_sample_inputs(source: data_lib.Source, z_dim: int, conditional: bool,
-                        key: jax.Array) -> tuple[jax.Array, jax.Array | None, int | None]:
-  """The fixed inputs of a run's sample grids: (z float32 [N, z_dim], labels int32 [N] or None, grid columns or None).
+def fixed_sample_inputs(source: data_lib.Source, z_dim: int, conditional: bool, key: jax.Array,
+                        data_config=None) -> SampleInputs:
+  """The fixed inputs of a run's sample grids.
 
   Unconditional: NUM_GRID_SAMPLES latents (NUM_SCATTER_SAMPLES for 2D data). Conditional: one row
-  per class, column j holding the same latent in every row.
+  per class, column j holding the same latent in every row. Image-to-image (source.task): the
+  first rows x triples test pairs of `data_config`'s task.
   """
+  if source.task:
+    rows, triples = TRANSLATION_GRID
+    inputs, targets, _ = data_lib.load_pairs(data_config, 'test')
+    n = rows * triples
+    to_float = lambda images: images[:n].astype(np.float32) / 127.5 - 1.0
+    return SampleInputs(jax.random.normal(key, (n, z_dim), jnp.float32), jnp.asarray(to_float(inputs)),
+                        (4 if source.unpaired else 3) * triples, to_float(targets))
   if not conditional:
     num = NUM_GRID_SAMPLES if source.is_image else NUM_SCATTER_SAMPLES
-    return jax.random.normal(key, (num, z_dim), jnp.float32), None, None
+    return SampleInputs(jax.random.normal(key, (num, z_dim), jnp.float32), None, None)
   labels = jnp.repeat(jnp.arange(source.num_classes, dtype=jnp.int32), CLASS_GRID_COLUMNS)
   column_z = jax.random.normal(key, (CLASS_GRID_COLUMNS, z_dim), jnp.float32)
-  return jnp.tile(column_z, (source.num_classes, 1)), labels, CLASS_GRID_COLUMNS
+  return SampleInputs(jnp.tile(column_z, (source.num_classes, 1)), labels, CLASS_GRID_COLUMNS)
+
+
+def translation_grid(inputs: np.ndarray, outputs: np.ndarray, targets: np.ndarray, unpaired: bool = False) -> np.ndarray:
+  """[3N, H, W, C]: input_0, output_0, target_0, input_1, ... for N pairs; each input is shown by its
+  first C channels (an inpainting input's masked image), enlarged to H x W by pixel repetition.
+  Unpaired (CycleGAN) examples (a, b) -> outputs (G_BA(b), G_AB(a)): [4N, H, W, C/2] of a, G_AB(a),
+  b, G_BA(b)."""
+  if unpaired:
+    half = outputs.shape[-1] // 2
+    outputs = np.asarray(outputs)
+    return np.stack([targets[..., :half], outputs[..., half:], targets[..., half:], outputs[..., :half]],
+                    axis=1).reshape(-1, *outputs.shape[1:3], half)
+  _, height, width, channels = outputs.shape
+  shown = np.asarray(inputs)[..., :channels]
+  shown = np.repeat(np.repeat(shown, height // shown.shape[1], axis=1), width // shown.shape[2], axis=2)
+  return np.stack([shown, np.asarray(outputs), targets], axis=1).reshape(-1, height, width, channels)
 
 
 def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Path, step: int,

@@ -42,7 +42,7 @@ from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
-from gan_jax.train.lanes import Due, Lane, check_workdir, fixed_sample_inputs, write_samples
+from gan_jax.train.lanes import Due, Lane, check_workdir, fixed_sample_inputs, translation_grid, write_samples
 from gan_jax.train.progress import Progress
 
 EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt), apart from training's.
@@ -245,7 +245,8 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
   seeds = [lane.seed for lane in lanes]
   for lane in lanes:
     lane.start()
-  samples_in = [fixed_sample_inputs(run.source, config.model.z_dim, run.conditional, lane.sample_key) for lane in lanes]
+  samples_in = [fixed_sample_inputs(run.source, config.model.z_dim, run.conditional, lane.sample_key, config.data)
+                for lane in lanes]
   samplers = {}
 
   def sample_fn(step: int) -> Callable:
@@ -286,10 +287,12 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
       return
     generate = sample_fn(step)
     for i in live():
-      z, labels, columns = samples_in[i]
+      inputs = samples_in[i]
       path = lanes[i].workdir / 'samples' / f'step_{step}.png'
-      samples = np.asarray(generate(layout.local(lane_state(i)), z, labels))
-      if write_samples(run.source, samples, path, step, columns):
+      samples = np.asarray(generate(layout.local(lane_state(i)), inputs.z, inputs.labels))
+      if inputs.targets is not None:
+        samples = translation_grid(inputs.labels, samples, inputs.targets, run.source.unpaired)
+      if write_samples(run.source, samples, path, step, inputs.columns):
         lanes[i].logger.image(step, 'samples', path)
 
   def evaluate_lanes(step: int, train_seconds: float) -> None:

@@ -70,6 +70,7 @@ def validate(config) -> None:
     raise UserError(f'train.restart_lr_factor must be in (0, 1) (got {t.restart_lr_factor})')
   if config.model.d_cond == 'acgan' and not config.acgan.weight > 0:
     raise UserError(f"model.d_cond='acgan' needs acgan.weight > 0 (got {config.acgan.weight})")
+  _validate_translation(config)
   if config.eval.eval_every < 0:
     raise UserError(f'eval.eval_every must be >= 0, 0 meaning only at the end (got {config.eval.eval_every})')
   models.compute_dtype(t.dtype)
@@ -88,6 +89,29 @@ def validate(config) -> None:
   schedule_lib.phases(config)
 
 
+def _validate_translation(config) -> None:
+  tr = config.translate
+  weights = {name: tr[name] for name in ('adversarial', 'l1', 'l2', 'features', 'cycle', 'identity')}
+  for name, value in weights.items():
+    if value < 0:
+      raise UserError(f'translate.{name} must be >= 0, 0 meaning off (got {value})')
+  if not config.data.task:
+    if weights != {'adversarial': 1.0, 'l1': 0.0, 'l2': 0.0, 'features': 0.0, 'cycle': 0.0, 'identity': 0.0}:
+      raise UserError('translate.* weights apply to image-to-image runs (data.task); start from --exp=pix2pix, '
+                      '--exp=srgan, --exp=inpainting or --exp=cyclegan')
+    return
+  paired_terms = [name for name in ('l1', 'l2', 'features') if weights[name]]
+  cycle_terms = [name for name in ('cycle', 'identity') if weights[name]]
+  if config.data.task.startswith('cycle_') and paired_terms:
+    raise UserError(f'an unpaired task ({config.data.task}) has no targets for translate.{", ".join(paired_terms)}; '
+                    'use translate.cycle and translate.identity')
+  if not config.data.task.startswith('cycle_') and cycle_terms:
+    raise UserError(f'translate.{", ".join(cycle_terms)} apply to unpaired tasks (data.task=cycle_edges or '
+                    'cycle_fashion, --exp=cyclegan)')
+  if not any(weights.values()):
+    raise UserError('every term of G\'s loss is off: set translate.adversarial or a reconstruction weight > 0')
+
+
 @dataclasses.dataclass
 class Run:
   """The parts of a run that do not change while it trains.
@@ -99,6 +123,8 @@ class Run:
       resolution; else `source`).
     phases: the schedule.
     g_opt, d_opt: the players' optimizers.
+    feature_fn: image-to-image runs with translate.features > 0: the frozen domain classifier's
+      features, images [B, H, W, C] -> [B, 128] (else None).
   """
   config: object
   source: data_lib.Source
@@ -106,6 +132,7 @@ class Run:
   phases: list[Phase]
   g_opt: optax.GradientTransformation
   d_opt: optax.GradientTransformation
+  feature_fn: Callable | None = None
 
   @property
   def conditional(self) -> bool:
@@ -127,7 +154,7 @@ class Run:
       return progan.build(self.config.model, final, self.train_source.shape[-1], stage, alpha,
                           models.compute_dtype(self.config.train.dtype), axis_name)
     return models.build(self.config.model, self.source.shape, self.config.train.dtype, self.source.num_classes,
-                        axis_name)
+                        axis_name, self.source.task)
 
   def _alpha(self, phase: Phase, alpha):
     """The fade-in weight the stage's modules take: None where there is nothing to fade from (plain
@@ -139,7 +166,7 @@ class Run:
     g, d = self.models()
     return state_lib.init(g, d, self.g_opt, self.d_opt, self.config.model.z_dim, self.train_source.shape, rng,
                           ema=self.config.train.ema_decay > 0, penalty_config=self.config.penalty,
-                          conditional=self.conditional)
+                          conditional=self.conditional, source_shape=self.source.input_shape)
 
   def step(self, phase: Phase, axis_name: str | None = None) -> PhaseStep:
     """The pure train step of `phase` (gan_jax.train.steps), with a progressive stage's real images
@@ -152,7 +179,8 @@ class Run:
       g, d = self.models(phase, alpha, axis_name)
       if phase.resolution:
         batch = {**batch, 'image': schedule_lib.real_at(batch['image'], phase.resolution, alpha)}
-      return steps_lib.make_train_step(g, d, self.g_opt, self.d_opt, loss, options)(state, batch, rng)
+      return steps_lib.make_train_step(g, d, self.g_opt, self.d_opt, loss, options, self.feature_fn)(
+          state, batch, rng)
 
     return step
 
@@ -169,11 +197,14 @@ class Run:
   def generate(self, state: state_lib.GANState, z: jax.Array, labels: jax.Array | None = None,
                phase: Phase | None = None, alpha=1.0) -> jax.Array:
     """G's samples [N, *source.shape] for latents z [N, z_dim] (and class labels int32 [N] for a
-    conditional model) in eval mode; a progressive run's at `phase` (default the last) and fade-in
-    weight `alpha`, upsampled and cropped to the data's size."""
+    conditional model, or task inputs float32 [N, *source.source_shape] for an image-to-image one,
+    in `labels`) in eval mode; a progressive run's at `phase` (default the last) and fade-in weight
+    `alpha`, upsampled and cropped to the data's size."""
     phase = phase or self.phases[-1]
     cond = {}
-    if self.conditional:
+    if self.source.task:
+      cond = {'source': labels}
+    elif self.conditional:
       if labels is None:
         raise UserError('this model is class-conditional: give a label per sample')
       cond = {'labels': labels}
@@ -201,6 +232,10 @@ def build_run(config) -> Run:
     images = schedule_lib.fit_images(source.arrays['image'], final)
     train_source = dataclasses.replace(source, shape=images.shape[1:], arrays={**source.arrays, 'image': images})
   g_opt, d_opt = state_lib.make_optimizers(config)
-  run = Run(config, source, train_source, phases, g_opt, d_opt)
+  feature_fn = None
+  if config.translate.features:
+    from gan_jax.metrics import evaluator  # The domain classifier, as the evaluation loads it.
+    feature_fn = evaluator.domain_classifier(config, source, 'translate.features').feature_fn
+  run = Run(config, source, train_source, phases, g_opt, d_opt, feature_fn)
   run.models()  # Model options are checked here, before any workdir is touched.
   return run

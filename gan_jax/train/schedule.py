@@ -61,10 +61,13 @@ class BatchSpec:
     n = per_device or self.batch_size
     return {k: v.reshape(self.d_steps, n, *v.shape[1:]) for k, v in flat.items()}
 
-  def shapes(self, example_shape: tuple[int, ...]) -> dict:
-    """The step's batch as ShapeDtypeStructs."""
-    return {'image': jax.ShapeDtypeStruct((self.d_steps, self.batch_size, *example_shape), jnp.float32),
-            'label': jax.ShapeDtypeStruct((self.d_steps, self.batch_size), jnp.int32)}
+  def shapes(self, example_shape: tuple[int, ...], source_shape: tuple[int, ...] | None = None) -> dict:
+    """The step's batch as ShapeDtypeStructs (with 'source' for an image-to-image task's inputs)."""
+    shapes = {'image': jax.ShapeDtypeStruct((self.d_steps, self.batch_size, *example_shape), jnp.float32),
+              'label': jax.ShapeDtypeStruct((self.d_steps, self.batch_size), jnp.int32)}
+    if source_shape is not None:
+      shapes['source'] = jax.ShapeDtypeStruct((self.d_steps, self.batch_size, *source_shape), jnp.float32)
+    return shapes
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,14 @@ copy of D advanced `unroll_steps` steps by D's own optimizer in a `lax.scan`, di
 through them).
 
 Class-conditional models (`num_classes` > 0) get `labels=`: D the real batch's labels for real
-examples, and both players labels drawn uniformly for the fakes they generate. With
+examples, and both players labels drawn uniformly for the fakes they generate. Image-to-image
+models (`translation`) get `source=` instead: batch['source'] holds each real image's task input
+[d_steps, B, *source_shape]; G translates the batch's inputs, and D judges (target, input) and
+(G's output, input) pairs. G's loss is then `adversarial_weight` * its adversarial loss plus the
+weighted reconstruction terms against the paired targets: L1, L2 and the squared distance of a
+frozen feature network's features (`feature_fn`, the domain classifier's: a perceptual loss).
+Unpaired (CycleGAN) models translate the batch's own (a, b) examples and their D ignores `source=`;
+the reconstruction terms are then the cycle-consistency and identity terms (losses.cycle_consistency). With
 `acgan_weight` > 0, D's auxiliary classifier adds `acgan_weight` * the cross-entropy of its class
 logits on real and (with `acgan_d_fake`) fake examples to D's loss, and on fake examples to G's
 (Odena et al. 2017).
@@ -91,6 +98,12 @@ class StepOptions:
     acgan_d_fake: D's class loss includes fakes with their requested labels (else real data only).
     unroll_rolled: run the k unrolled D updates as a rolled `lax.scan` loop (False: the same scan
       fully unrolled into the program).
+    translation: image-to-image models conditioned on batch['source'] (see the module docstring).
+    adversarial_weight: the weight of G's adversarial loss (translation; 0: the non-adversarial
+      baseline, G trained on its reconstruction terms alone).
+    l1_weight, l2_weight, feature_weight: the weights of G's reconstruction terms (translation).
+    unpaired: CycleGAN: G's input is the batch's images, (a, b) pairs as channels.
+    cycle_weight, identity_weight: the weights of its cycle-consistency and identity terms.
     axis_name: the data-parallel axis to average over, or None.
   """
   z_dim: int
@@ -106,6 +119,14 @@ class StepOptions:
   acgan_weight: float = 0.0
   acgan_d_fake: bool = True
   unroll_rolled: bool = True
+  translation: bool = False
+  adversarial_weight: float = 1.0
+  l1_weight: float = 0.0
+  l2_weight: float = 0.0
+  feature_weight: float = 0.0
+  unpaired: bool = False
+  cycle_weight: float = 0.0
+  identity_weight: float = 0.0
   axis_name: str | None = None
 
   @classmethod
@@ -120,7 +141,11 @@ class StepOptions:
                unroll_stop_gradient=config.unroll.stop_gradient, unroll_rolled=config.unroll.rolled,
                num_classes=num_classes if conditional else 0,
                acgan_weight=config.acgan.weight if config.model.d_cond == 'acgan' else 0.0,
-               acgan_d_fake=config.acgan.d_fake, axis_name=axis_name)
+               acgan_d_fake=config.acgan.d_fake, translation=bool(config.data.task),
+               adversarial_weight=config.translate.adversarial, l1_weight=config.translate.l1,
+               l2_weight=config.translate.l2, feature_weight=config.translate.features,
+               unpaired=config.data.task.startswith('cycle_'), cycle_weight=config.translate.cycle,
+               identity_weight=config.translate.identity, axis_name=axis_name)
 
 
 # Each penalty's term is weight * PENALTY_SCALE[name] * value (R1/R2 are gamma/2-weighted).
@@ -130,21 +155,32 @@ PENALTY_SCALE = {'gp': 1.0, 'r1': 0.5, 'r2': 0.5, 'dragan': 1.0, 'd_weight_decay
 
 
 def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
-                    d_opt: optax.GradientTransformation, loss: Loss,
-                    options: StepOptions) -> Callable[[GANState, dict, jax.Array], tuple[GANState, Metrics]]:
+                    d_opt: optax.GradientTransformation, loss: Loss, options: StepOptions,
+                    feature_fn: Callable[[jax.Array], jax.Array] | None = None,
+                    ) -> Callable[[GANState, dict, jax.Array], tuple[GANState, Metrics]]:
   """Builds the pure `(state, batch, rng) -> (state, metrics)` step (not yet jitted).
+
+  feature_fn: images [B, H, W, C] -> features [B, F], a frozen network (options.feature_weight > 0).
 
   Metrics (float32 scalars): d_loss (the adversarial D loss), d_penalty (the weighted sum of
   regularizer terms), one raw value per enabled penalty, g_loss, d_real / d_fake (mean D output
   on real / fake examples), d_grad_norm, g_grad_norm; with AC-GAN also d_acgan and g_acgan
   (the unweighted class cross-entropies; d_acgan sums the real and, with acgan_d_fake, fake
-  terms). D metrics are means over the iteration's D updates.
+  terms); with reconstruction terms g_l1, g_l2, g_features, g_cycle, g_identity (unweighted). D metrics are means over
+  the iteration's D updates.
   """
   o = options
 
-  def cond(labels) -> dict:
-    """The labels keyword of a model call: only conditional models get one."""
-    return {'labels': labels} if o.num_classes else {}
+  def cond(condition) -> dict:
+    """The conditioning keyword of a model call: a translation model's `source=` (task inputs), a
+    class-conditional model's `labels=`, or none."""
+    if o.translation:
+      return {'source': condition}
+    return {'labels': condition} if o.num_classes else {}
+
+  def fake_condition(rng, real_condition):
+    """What the fakes are generated from: a translation's real inputs, else drawn labels."""
+    return real_condition if o.translation else draw_labels(rng, real_condition.shape[0])
 
   def draw_labels(rng, n):
     """Uniform class labels int32 [n] for generated examples (zeros when unconditional); under
@@ -225,7 +261,7 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
   def d_update(state: GANState, real: jax.Array, real_labels: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
     z_rng, loss_rng = jax.random.split(rng)
     z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
-    labels = draw_labels(rng, real.shape[0])
+    labels = fake_condition(rng, real_labels)
     fake = jax.lax.stop_gradient(
         apply_model(g_model, state.g.params, state.g.batch_stats, z, train=True, **cond(labels))[0])
     grads, (stats, metrics) = jax.grad(d_loss_fn, has_aux=True)(
@@ -265,11 +301,26 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     if o.unroll_steps:
       d_params, d_stats = unrolled_d(state, real, real_labels, fake, labels, unroll_rng)
     fake_in = noisy(fake, state.loss_weights, state.step, noise_rng)
+    total, metrics = g_adversarial(d_params, d_stats, real, real_labels, fake_in, labels)
+    if o.unpaired:  # `real` holds the (a, b) pairs G translated.
+      translate = lambda pairs: apply_model(g_model, g_params, state.g.batch_stats, z, train=True,
+                                            source=pairs)[0]
+      reconstruction, terms = losses_lib.cycle_consistency(translate, real, fake, o.cycle_weight, o.identity_weight)
+    elif o.translation:  # `real` holds the targets of the inputs G translated.
+      reconstruction, terms = losses_lib.reconstruction(fake, real, o.l1_weight, o.l2_weight, o.feature_weight,
+                                                        feature_fn)
+    if o.translation:
+      total = o.adversarial_weight * total + reconstruction
+      metrics.update(terms)
+    return total, (g_stats, metrics)
+
+  def g_adversarial(d_params, d_stats, real, real_labels, fake_in, labels):
+    """G's adversarial objective against D (d_params, d_stats) and its metrics."""
     if o.g_loss == 'feature_matching':
       (_, fake_features), _ = d_apply(d_params, d_stats, fake_in, True, features=True, **cond(labels))
       (_, real_features), _ = d_apply(d_params, d_stats, real, True, features=True, **cond(real_labels))
       g_loss = losses_lib.feature_matching_g(jax.lax.stop_gradient(real_features), fake_features)
-      return g_loss, (g_stats, {'g_loss': g_loss})
+      return g_loss, {'g_loss': g_loss}
     (d_fake, class_fake), _ = d_train(d_params, d_stats, fake_in, labels)
     if o.g_loss == 'value':
       (d_real, _), _ = d_train(d_params, d_stats, real, real_labels)
@@ -277,14 +328,14 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     else:
       g_loss = loss.g(d_fake)
     if not o.acgan_weight:
-      return g_loss, (g_stats, {'g_loss': g_loss})
+      return g_loss, {'g_loss': g_loss}
     g_acgan = losses_lib.class_cross_entropy(class_fake, labels)
-    return g_loss + o.acgan_weight * g_acgan, (g_stats, {'g_loss': g_loss, 'g_acgan': g_acgan})
+    return g_loss + o.acgan_weight * g_acgan, {'g_loss': g_loss, 'g_acgan': g_acgan}
 
   def g_update(state: GANState, real: jax.Array, real_labels: jax.Array, rng: jax.Array) -> tuple[GANState, Metrics]:
     z_rng, loss_rng = jax.random.split(rng)
     z = draw_latents(z_rng, real.shape[0], o.z_dim, o.axis_name)
-    labels = draw_labels(rng, real.shape[0])
+    labels = fake_condition(rng, real_labels)
     def objective(g_params):
       total, (stats, metrics) = g_loss_fn(g_params, state, real, real_labels, z, labels, loss_rng)
       if 'historical' in o.penalties:
@@ -304,7 +355,10 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
 
   def train_step(state: GANState, batch: dict[str, jax.Array], rng: jax.Array) -> tuple[GANState, Metrics]:
     real = batch['image']
-    real_labels = batch['label'] if o.num_classes else jnp.zeros(real.shape[:2], jnp.int32)
+    if o.translation:  # The conditions of the real examples: task inputs (an unpaired task's own) or classes.
+      real_labels = real if o.unpaired else batch['source']
+    else:
+      real_labels = batch['label'] if o.num_classes else jnp.zeros(real.shape[:2], jnp.int32)
     d_rng, g_rng = jax.random.split(rng)
     # A Python loop, unrolled into the one program: XLA:CPU runs convolution gradients inside a
     # lax.scan/while body ~13x slower than at the top level (bench/train_step.py measured 780 vs
