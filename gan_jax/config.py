@@ -2,10 +2,12 @@
 
 Every experiment's `get_config()` starts from `base()` so all experiments read alike:
 
-  data   name, dir, split, batch_size, on_device, download, task (image-to-image, gan_jax.data.paired)
+  data   name, dir, split, batch_size, on_device, download, task (image-to-image, gan_jax.data.paired),
+         captions (text-to-image, gan_jax.data.captions)
   model  name, z_dim, g_channels, d_channels, d_norm, g_norm, vbn_reference, d_minibatch, hidden, layers, d_hidden,
          d_layers, d_input_scale (MLP D), upsample,
-         g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning)
+         g_cond, d_cond, label_dim (class conditioning, gan_jax.models.conditioning),
+         text_encoder, text_dim, text_frozen (caption conditioning, gan_jax.models.text)
   loss   one of gan_jax.losses.LOSSES
   acgan  weight, d_fake: the AC-GAN classification terms (model.d_cond='acgan')
   g_loss '' (the loss's own G loss), 'feature_matching' or 'value' (the value function, both data terms)
@@ -33,7 +35,7 @@ ConfigDict = ml_collections.ConfigDict
 
 # Fields that change array shapes or the computation's structure: a workdir saved with other
 # values cannot be resumed with these changed.
-SHAPE_KEYS = ('data.name', 'data.task', 'data.batch_size', 'model', 'train.d_steps', 'train.ema_decay')
+SHAPE_KEYS = ('data.name', 'data.task', 'data.captions', 'data.batch_size', 'model', 'train.d_steps', 'train.ema_decay')
 
 
 def base() -> ConfigDict:
@@ -41,7 +43,8 @@ def base() -> ConfigDict:
   c = ConfigDict()
   c.data = ConfigDict(dict(name='mnist', dir='', split='train', batch_size=64, on_device=True,
                            download=True,  # Fetch missing MNIST / Fashion-MNIST files (data/download.py).
-                           task=''))  # Image-to-image: a task of gan_jax.data.paired, or '' (generation).
+                           task='',  # Image-to-image: a task of gan_jax.data.paired, or '' (generation).
+                           captions=False))  # Each image's caption as 'text' tokens (gan_jax.data.captions).
   c.model = ConfigDict(dict(
       name='dcgan',
       z_dim=100,
@@ -60,6 +63,9 @@ def base() -> ConfigDict:
       g_cond='',          # class conditioning of G: '' (none), 'concat' (label embedding + z) or 'cbn'.
       d_cond='',          # of D: '' (none), 'concat' (label maps), 'projection' or 'acgan'.
       label_dim=10,       # g_cond='concat': size of the label embedding.
+      text_encoder='gru',  # g_cond='text' (captions): 'gru' or 'mean' (gan_jax.models.text).
+      text_dim=64,        # g_cond='text': size of the token embeddings and the sentence vector.
+      text_frozen=False,  # g_cond='text': keep the encoders at their random initialisation.
   ))
   c.loss = 'non_saturating'
   c.acgan = ConfigDict(dict(  # model.d_cond='acgan' (Odena et al. 2017).

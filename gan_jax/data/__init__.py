@@ -6,7 +6,8 @@ function that returns a batch of `n` examples as float32 in the model's range:
   images: [n, H, W, C] in [-1, 1] (uint8 x -> x / 127.5 - 1), labels int32 [n];
   points: [n, 2] in the mixture's coordinates;
   image-to-image tasks (`data.task`, gan_jax.data.paired) add each target image's input as
-  'source' [n, *source_shape] in [-1, 1].
+  'source' [n, *source_shape] in [-1, 1]; captioned sets (`data.captions`) each image's caption as
+  'text' int32 [n, captions.MAX_TOKENS] tokens.
 Finite sets are sampled uniformly with replacement, a fresh draw per D step.
 """
 import dataclasses
@@ -43,6 +44,14 @@ class Source:
   arrays: dict[str, Any]
   mixture: mixtures.Mixture | None = None
   task: str = ''
+
+  @property
+  def vocab_size(self) -> int:
+    """Token ids of a captioned set's 'text' (0 = padding included; 0 without captions)."""
+    if 'text' not in self.arrays:
+      return 0
+    from gan_jax.data import captions
+    return len(captions.vocabulary(self.name)) + 1
 
   @property
   def source_shape(self) -> tuple[int, ...] | None:
@@ -116,6 +125,8 @@ def make_source(data_config) -> Source:
   arrays = {'image': images, 'label': labels}
   if data_config.task:
     arrays['source'] = task_inputs(data_config.task, images, data_config.split)
+  if data_config.captions:
+    arrays['text'] = caption_tokens(name, images, labels)
   return Source(name=name, shape=tuple(images.shape[1:]), num_classes=num_classes, arrays=arrays,
                 task=data_config.task)
 
@@ -130,6 +141,21 @@ def load_pairs(data_config, split: str) -> tuple[np.ndarray, np.ndarray, np.ndar
     return images, images, labels
   images, labels = load_images(data_config.name, split, data_config.dir, data_config.download)
   return task_inputs(data_config.task, images, split), images, labels
+
+
+CAPTION_SEED = 0  # The captions' templates and synonyms are drawn from (this, image index).
+
+
+def caption_tokens(name: str, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+  """int32 [N, MAX_TOKENS]: each image's caption (gan_jax.data.captions), tokenized."""
+  from gan_jax.data import captions
+  return captions.tokenize(name, captions.make(name, images, labels, CAPTION_SEED))[0]
+
+
+def load_captioned(data_config, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """A captioned set's `split`: caption tokens int32 [N, T], images uint8 [N, H, W, C], labels int32 [N]."""
+  images, labels = load_images(data_config.name, split, data_config.dir, data_config.download)
+  return caption_tokens(data_config.name, images, labels), images, labels
 
 
 def task_inputs(task: str, images: np.ndarray, split: str) -> np.ndarray:

@@ -13,6 +13,8 @@ Image-to-image runs (`data.task`) are evaluated on the task's pairs of `eval.spl
 first min(eval.num_samples, split size)): `generate(z, inputs)` gets the inputs float32
 [n, *source_shape] in place of labels, the image metrics compare the outputs with the split's
 real images, and the generated side's labels are the true classes of the inputs' images.
+Text-conditioned runs (`data.captions`) likewise get the captions of `eval.split`'s images, in
+order, as tokens int32 [n, T]; the generated side's labels are the captions' classes.
 
 Metrics: the registry `METRICS` maps each name to a `Metric` that declares the result keys it adds
 (all values floats), the data it applies to, the feature network it reads, what of the generated
@@ -43,6 +45,10 @@ and real sides it needs, and the function computing it. Adding a metric is one e
                     that domain's real test images, each with its domain's classifier), and for
                     tasks whose test examples are true pairs (cycle_edges) psnr_ab, psnr_ba and
                     accuracy_ab (label preservation of a -> b).
+  attributes        text-conditioned models: each caption's attributes (gan_jax.data.captions)
+                    re-measured on the image generated for it and binned; attr_<name> is the
+                    fraction agreeing with the caption (chance 1/3 by construction of the bins),
+                    attribute_accuracy their mean.
   bicubic           the same task solved by bicubic resizing of the input (the super-resolution
                     baseline): bicubic_psnr, bicubic_ssim, bicubic_fd (classifier FD) and
                     bicubic_accuracy (label preservation), on the same pairs.
@@ -118,7 +124,9 @@ def sample_batches(generate: Generate, z_dim: int, num_classes: int, num_samples
     n = min(batch_size, num_samples - start)
     if pairs is not None:
       rows = np.minimum(np.arange(start, start + batch_size), start + n - 1)
-      yield generate(z, jnp.asarray(pairs.inputs[rows], jnp.float32) / 127.5 - 1.0)[:n], pairs.labels[start:start + n]
+      inputs = pairs.inputs[rows]  # Images (uint8) or caption tokens (int32).
+      inputs = jnp.asarray(inputs, jnp.float32) / 127.5 - 1.0 if inputs.dtype == np.uint8 else jnp.asarray(inputs)
+      yield generate(z, inputs)[:n], pairs.labels[start:start + n]
       continue
     labels = jax.random.randint(label_key, (batch_size,), 0, max(num_classes, 1), jnp.int32)
     yield generate(z, labels)[:n], labels[:n]
@@ -127,7 +135,8 @@ def sample_batches(generate: Generate, z_dim: int, num_classes: int, num_samples
 @dataclasses.dataclass(frozen=True)
 class Pairs:
   """The evaluated pairs of an image-to-image task: inputs uint8 [N, *source_shape], targets uint8
-  [N, H, W, C], and the targets' classes int32 [N]."""
+  [N, H, W, C], and the targets' classes int32 [N]; of a captioned set: the captions' tokens int32
+  [N, T] as inputs, the images they describe as targets."""
   inputs: np.ndarray
   targets: np.ndarray
   labels: np.ndarray
@@ -135,7 +144,8 @@ class Pairs:
   @classmethod
   def load(cls, config) -> 'Pairs':
     """The first eval.num_samples pairs of eval.split (all of them if fewer)."""
-    inputs, targets, labels = data_lib.load_pairs(config.data, config.eval.split)
+    load = data_lib.load_captioned if config.data.captions else data_lib.load_pairs
+    inputs, targets, labels = load(config.data, config.eval.split)
     n = config.eval.num_samples
     return cls(inputs[:n], targets[:n], labels[:n])
 
@@ -178,6 +188,8 @@ def _validate(config, source: data_lib.Source) -> tuple[str, ...]:
       raise UserError(f"eval metric {name!r} needs data.name='stacked_mnist', not {source.name!r}")
     if metric.data == 'image' and not source.is_image:
       raise UserError(f'eval metric {name!r} needs an image data set; data.name is {source.name!r}')
+    if metric.data == 'captions' and 'text' not in source.arrays:
+      raise UserError(f'eval metric {name!r} needs a text-conditioned run (data.captions, --exp=text2image)')
     if metric.data == 'paired' and not source.task:
       raise UserError(f'eval metric {name!r} needs an image-to-image task (data.task, e.g. --exp=pix2pix)')
     if source.unpaired != (name == 'cycle'):
@@ -331,7 +343,8 @@ class Metric:
   Attributes:
     keys: the result keys it adds.
     data: what it applies to: 'image' (any image set; computed on the shared pass over
-      eval.num_samples samples), 'mixture' (2D mixtures) or 'stacked_mnist'.
+      eval.num_samples samples), 'mixture' (2D mixtures), 'stacked_mnist', 'paired' (image-to-image
+      tasks) or 'captions' (text-conditioned runs).
     network: image metrics: the feature network it reads, 'classifier', 'inception' or
       'features' (the one eval.features names).
     keeps: of the generated side, beyond feature statistics: any of 'features', 'logits'.
@@ -429,6 +442,19 @@ def _cycle(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[s
   return results
 
 
+def _attributes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
+  from gan_jax.data import captions
+  generated = np.concatenate([np.asarray(batch) for batch, _ in evaluator.batches(
+      generate, evaluator.config.eval.num_samples, rng)])
+  as_uint8 = np.clip(np.rint((generated + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  name = evaluator.source.name
+  got = captions.bins(captions.measure(as_uint8), name)
+  want = captions.bins(captions.measure(evaluator.pairs.targets[:len(generated)]), name)
+  results = {f'attr_{a}': float(np.mean(got[a] == want[a])) for a in got}
+  results['attribute_accuracy'] = float(np.mean(list(results.values())))
+  return results
+
+
 def _modes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
   found = modes.mixture_modes(evaluator.mixture_points(generate, rng), evaluator.source.mixture)
   return {key: float(found[key]) for key in METRICS['modes'].keys}
@@ -463,6 +489,8 @@ METRICS: dict[str, Metric] = {
     'reconstruction': Metric(('psnr', 'ssim'), 'paired', compute=_reconstruction),
     'cycle': Metric(('cycle_l1_a', 'cycle_l1_b', 'fd_ab', 'fd_ba', 'psnr_ab', 'psnr_ba', 'accuracy_ab'), 'paired',
                     compute=_cycle),
+    'attributes': Metric(('attribute_accuracy', 'attr_thickness', 'attr_slant', 'attr_width', 'attr_size',
+                          'attr_brightness'), 'captions', compute=_attributes),
     'bicubic': Metric(('bicubic_psnr', 'bicubic_ssim', 'bicubic_fd', 'bicubic_accuracy'), 'paired', compute=_bicubic,
                       network='classifier', keeps=('logits',), real=('stats',)),
 }
@@ -484,7 +512,7 @@ class Evaluator:
     features = e.features
     if features == 'auto':
       features = 'classifier' if classifier_name in classifier_lib.IMAGE_SHAPES else 'inception'
-    self.pairs = Pairs.load(config) if source.task else None
+    self.pairs = Pairs.load(config) if source.task or config.data.captions else None
     self.bicubic_results = None  # Cached by the 'bicubic' metric.
     self._image = {}  # metric name -> the network it reads, for the image metrics (and 'bicubic').
     for name in self._metrics:
@@ -529,7 +557,7 @@ class Evaluator:
     image_rng, modes_rng, stacked_rng = jax.random.split(rng, 3)
     results = {}
     sides = self.image_sides(generate, image_rng)
-    rngs = {'mixture': modes_rng, 'stacked_mnist': stacked_rng, 'paired': image_rng}
+    rngs = {'mixture': modes_rng, 'stacked_mnist': stacked_rng, 'paired': image_rng, 'captions': image_rng}
     for name in self._metrics:
       metric = METRICS[name]
       if metric.data == 'image':

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
-from gan_jax.models import conditioning, dcgan, mlp, translation
+from gan_jax.models import conditioning, dcgan, mlp, text, translation
 
 MODELS = ('dcgan', 'mlp', 'unet')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -40,10 +40,11 @@ def is_conditional(model_config) -> bool:
 
 
 def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float32', num_classes: int = 0,
-          axis_name: str | None = None, task: str = '') -> tuple[nn.Module, nn.Module]:
+          axis_name: str | None = None, task: str = '', vocab_size: int = 0) -> tuple[nn.Module, nn.Module]:
   """The (generator, discriminator) pair for data whose examples have `example_shape` and
   `num_classes` classes (0 = unlabelled); `task`: the image-to-image task (gan_jax.data.paired) the
-  'unet' models translate for ('' for the others).
+  'unet' models translate for ('' for the others); `vocab_size`: of the caption tokens text-conditioned
+  models read (model.g_cond='text'; 0 without captions).
 
   axis_name: the data-parallel axis BatchNorm takes its batch statistics over (None: per device).
   """
@@ -69,11 +70,23 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
     if not is_conditional(model_config):
       num_classes = 0
     m = model_config
+    text_options = ()
+    if m.g_cond == 'text':
+      if not vocab_size:
+        raise UserError("model.g_cond='text' needs captions: set --config.data.captions=true (or start from "
+                        '--exp=text2image)')
+      _check_choice('model.text_encoder', m.text_encoder, text.ENCODERS)
+      if m.text_dim < 1:
+        raise UserError(f'model.text_dim must be >= 1 (got {m.text_dim})')
+      text_options = (vocab_size, m.text_dim, m.text_encoder, m.text_frozen)
+    elif vocab_size:
+      raise UserError("data.captions needs a text-conditioned model: --config.model.g_cond=text "
+                      '--config.model.d_cond=text (or start from --exp=text2image)')
     return (dcgan.Generator(tuple(example_shape), m.g_channels, m.upsample, dtype, axis_name=axis_name,
                             cond=m.g_cond, num_classes=num_classes, label_dim=m.label_dim, norm=m.g_norm,
-                            num_reference=m.vbn_reference if m.g_norm == 'virtual' else 0),
+                            num_reference=m.vbn_reference if m.g_norm == 'virtual' else 0, text_options=text_options),
             dcgan.Discriminator(m.d_channels, m.d_norm, m.d_minibatch, dtype, axis_name=axis_name,
-                                cond=m.d_cond, num_classes=num_classes))
+                                cond=m.d_cond, num_classes=num_classes, text_options=text_options))
   if name == 'mlp':
     if len(example_shape) != 1:
       raise UserError(f'model mlp needs flat examples; the data has shape {example_shape} (use dcgan)')

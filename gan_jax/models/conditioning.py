@@ -11,6 +11,8 @@ Discriminator (`model.d_cond`):
                 (Miyato & Koyama 2018, eq. 3).
   'acgan'       an auxiliary head classifies phi(x) into num_classes; the adversarial logit does
                 not see y (Odena et al. 2017). Its cross-entropy terms are added to both losses.
+Text ('text' for both players, gan_jax.models.text): the labels are caption tokens int32 [B, T]; G
+concatenates a sentence vector to z, D adds a projection term of it.
 """
 import flax.linen as nn
 import jax
@@ -19,8 +21,8 @@ import numpy as np
 
 from gan_jax.errors import UserError
 
-G_CONDITIONING = ('', 'concat', 'cbn')
-D_CONDITIONING = ('', 'concat', 'projection', 'acgan')
+G_CONDITIONING = ('', 'concat', 'cbn', 'text')
+D_CONDITIONING = ('', 'concat', 'projection', 'acgan', 'text')
 
 
 def check_config(model_config, num_classes: int) -> None:
@@ -30,6 +32,8 @@ def check_config(model_config, num_classes: int) -> None:
     raise UserError(f'unknown model.g_cond {g_cond!r}; choose one of {", ".join(map(repr, G_CONDITIONING))}')
   if d_cond not in D_CONDITIONING:
     raise UserError(f'unknown model.d_cond {d_cond!r}; choose one of {", ".join(map(repr, D_CONDITIONING))}')
+  if (g_cond == 'text') != (d_cond == 'text'):
+    raise UserError(f"text conditioning is model.g_cond='text' with model.d_cond='text' (got {g_cond!r}, {d_cond!r})")
   if bool(g_cond) != bool(d_cond):
     raise UserError(f'a conditional GAN conditions both players; got model.g_cond={g_cond!r} and '
                     f'model.d_cond={d_cond!r} (set both, or neither)')

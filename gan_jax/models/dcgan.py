@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from gan_jax.errors import UserError
 from gan_jax.models import conditioning
 from gan_jax.models import layers
+from gan_jax.models import text
 from gan_jax.models.upsample import UpConv2x
 
 
@@ -59,6 +60,7 @@ class Generator(nn.Module):
   label_dim: int = 0
   norm: str = 'batch'
   num_reference: int = 0
+  text_options: tuple = ()  # cond='text': (vocab_size, dim, encoder kind, frozen) of gan_jax.models.text.
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True, labels: jax.Array | None = None) -> jax.Array:
@@ -83,6 +85,8 @@ class Generator(nn.Module):
 
     if self.cond == 'concat':
       z = conditioning.ConcatLabel(self.num_classes, self.label_dim)(z, labels)
+    elif self.cond == 'text':
+      z = text.ConcatText(*self.text_options)(z, labels)
     x = nn.Dense(start * start * width, use_bias=False, dtype=self.dtype)(z)
     x = x.reshape(z.shape[0], start, start, width)
     x = nn.relu(normalize(x))
@@ -115,6 +119,7 @@ class Discriminator(nn.Module):
   axis_name: str | None = None
   cond: str = ''
   num_classes: int = 0
+  text_options: tuple = ()  # cond='text': (vocab_size, dim, encoder kind, frozen) of gan_jax.models.text.
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True, features: bool = False, labels: jax.Array | None = None,
@@ -142,6 +147,8 @@ class Discriminator(nn.Module):
     logits = logits[:, 0].astype(jnp.float32)
     if self.cond == 'projection':
       logits = logits + conditioning.Projection(self.num_classes)(x, labels).astype(jnp.float32)
+    elif self.cond == 'text':
+      logits = logits + text.TextProjection(*self.text_options)(x, labels).astype(jnp.float32)
     class_logits = None
     if self.cond == 'acgan':
       class_logits = nn.Dense(self.num_classes, dtype=self.dtype, name='class_head')(x).astype(jnp.float32)

@@ -139,7 +139,9 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
   (the --labels flag, conditional models only): 'balanced' (0, 1, ..., K-1 repeated; the
   default), one label for all samples, or one comma-separated label per sample. An image-to-image
   model translates the first num_samples test inputs of its task; the file then also holds
-  'inputs' and 'targets' (uint8, as gan_jax.data.paired makes them).
+  'inputs' and 'targets' (uint8, as gan_jax.data.paired makes them). A text-conditioned model draws
+  one sample for each of the first num_samples test captions; the file then also holds 'captions'
+  (their text), 'tokens' (as the model read them) and 'labels' (their classes).
   """
   if num_samples < 1:
     raise UserError(f'--num_samples must be >= 1 (got {num_samples})')
@@ -150,7 +152,18 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
     raise UserError(f'--out={out}: the directory {out.parent} does not exist')
   trained = load_latest(config, workdir)
   extra = {}
-  if trained.source.task:
+  text = 'text' in trained.source.arrays
+  if text:
+    if labels is not None:
+      raise UserError(f'--labels: the run in {workdir} draws for test captions (data.captions); drop --labels')
+    tokens, images, classes = data_lib.load_captioned(config.data, 'test')
+    if num_samples > len(tokens):
+      raise UserError(f'--num_samples={num_samples}: the test split has {len(tokens)} captions')
+    from gan_jax.data import captions
+    extra = {'tokens': tokens[:num_samples], 'labels': classes[:num_samples],
+             'captions': np.asarray(captions.make(config.data.name, images[:num_samples], classes[:num_samples],
+                                                  data_lib.CAPTION_SEED))}
+  elif trained.source.task:
     if labels is not None:
       raise UserError(f'--labels: the run in {workdir} translates test inputs (data.task={config.data.task!r}); '
                       'drop --labels')
@@ -168,8 +181,10 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
   for i in range(-(-num_samples // batch)):
     z = jax.random.normal(jax.random.fold_in(key, i), (batch, config.model.z_dim), jnp.float32)
     batch_labels = None
-    if trained.source.task:  # Padded to the batch (repeating the last) so every call has the compiled shape.
-      rows = np.minimum(np.arange(i * batch, (i + 1) * batch), num_samples - 1)
+    rows = np.minimum(np.arange(i * batch, (i + 1) * batch), num_samples - 1)  # Padded by repeating the last.
+    if text:
+      batch_labels = jnp.asarray(extra['tokens'][rows])
+    elif trained.source.task:  # Padded to the batch so every call has the compiled shape.
       batch_labels = jnp.asarray(extra['inputs'][rows], jnp.float32) / 127.5 - 1.0
     elif trained.conditional:  # Padded to the batch so every call has the compiled shape.
       batch_labels = np.zeros(batch, np.int32)

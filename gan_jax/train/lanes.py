@@ -42,6 +42,7 @@ CLUSTER_LOGS = 'slurm'  # The job folder of a run or sweep submitted with --clus
 NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
 CLASS_GRID_COLUMNS = 10  # Class-conditional grids: samples per class row.
+NUM_GRID_CAPTIONS = 10  # Text-conditioned grids: rows (captions).
 TRANSLATION_GRID = (8, 4)  # Image-to-image grids: rows, and input | output | target triples per row.
 
 
@@ -53,11 +54,13 @@ class SampleInputs(NamedTuple):
     labels: int32 [N] class labels, float32 [N, *source_shape] task inputs, or None.
     columns: grid columns (None: square).
     targets: image-to-image: the inputs' targets float32 [N, H, W, C], shown beside the outputs.
+    captions: text-conditioned: the caption of each grid row (written to samples/captions.txt).
   """
   z: jax.Array
   labels: jax.Array | None
   columns: int | None
   targets: np.ndarray | None = None
+  captions: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +165,8 @@ def fixed_sample_inputs(source: data_lib.Source, z_dim: int, conditional: bool, 
 
   Unconditional: NUM_GRID_SAMPLES latents (NUM_SCATTER_SAMPLES for 2D data). Conditional: one row
   per class, column j holding the same latent in every row. Image-to-image (source.task): the
-  first rows x triples test pairs of `data_config`'s task.
+  first rows x triples test pairs of `data_config`'s task. Text-conditioned (captions): one row per
+  caption of the first NUM_GRID_CAPTIONS test images, column j the same latent in every row.
   """
   if source.task:
     rows, triples = TRANSLATION_GRID
@@ -171,6 +175,14 @@ def fixed_sample_inputs(source: data_lib.Source, z_dim: int, conditional: bool, 
     to_float = lambda images: images[:n].astype(np.float32) / 127.5 - 1.0
     return SampleInputs(jax.random.normal(key, (n, z_dim), jnp.float32), jnp.asarray(to_float(inputs)),
                         (4 if source.unpaired else 3) * triples, to_float(targets))
+  if 'text' in source.arrays:
+    from gan_jax.data import captions
+    tokens, images, labels = data_lib.load_captioned(data_config, 'test')
+    rows = NUM_GRID_CAPTIONS
+    column_z = jax.random.normal(key, (CLASS_GRID_COLUMNS, z_dim), jnp.float32)
+    texts = captions.make(source.name, images[:rows], labels[:rows], data_lib.CAPTION_SEED)
+    return SampleInputs(jnp.tile(column_z, (rows, 1)), jnp.asarray(np.repeat(tokens[:rows], CLASS_GRID_COLUMNS, 0)),
+                        CLASS_GRID_COLUMNS, captions=tuple(texts))
   if not conditional:
     num = NUM_GRID_SAMPLES if source.is_image else NUM_SCATTER_SAMPLES
     return SampleInputs(jax.random.normal(key, (num, z_dim), jnp.float32), None, None)

@@ -247,6 +247,9 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
     lane.start()
   samples_in = [fixed_sample_inputs(run.source, config.model.z_dim, run.conditional, lane.sample_key, config.data)
                 for lane in lanes]
+  if samples_in[0].captions and parallel.is_main():
+    for lane in lanes:
+      (lane.workdir / 'samples' / 'captions.txt').write_text(''.join(f'{c}\n' for c in samples_in[0].captions))
   samplers = {}
 
   def sample_fn(step: int) -> Callable:

@@ -231,7 +231,7 @@ class Program:
     if self._zeros is None:
       run = self.run
       state = jax.eval_shape(run.init_state, jax.random.key(0))
-      shapes = jax.eval_shape(run.step(self.phase), state, self.phase.batch.shapes(run.train_source.shape, run.train_source.source_shape),
+      shapes = jax.eval_shape(run.step(self.phase), state, self.phase.batch.shapes(run.train_source),
                               jax.random.key(0), self.phase.fade)[1]
       lead = (self.layout.lanes,) if self.layout.lanes > 1 else ()
       self._zeros = jax.tree.map(lambda s: np.zeros(lead + s.shape, s.dtype), shapes)

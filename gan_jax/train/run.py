@@ -71,6 +71,12 @@ def validate(config) -> None:
   if config.model.d_cond == 'acgan' and not config.acgan.weight > 0:
     raise UserError(f"model.d_cond='acgan' needs acgan.weight > 0 (got {config.acgan.weight})")
   _validate_translation(config)
+  if config.data.captions:
+    from gan_jax.data import captions
+    if config.data.name not in captions.ATTRIBUTES:
+      raise UserError(f'data.captions: captions exist for {", ".join(captions.ATTRIBUTES)}, not {config.data.name!r}')
+    if config.data.task:
+      raise UserError('data.captions and data.task (image-to-image) do not combine; set one of them')
   if config.eval.eval_every < 0:
     raise UserError(f'eval.eval_every must be >= 0, 0 meaning only at the end (got {config.eval.eval_every})')
   models.compute_dtype(t.dtype)
@@ -154,7 +160,7 @@ class Run:
       return progan.build(self.config.model, final, self.train_source.shape[-1], stage, alpha,
                           models.compute_dtype(self.config.train.dtype), axis_name)
     return models.build(self.config.model, self.source.shape, self.config.train.dtype, self.source.num_classes,
-                        axis_name, self.source.task)
+                        axis_name, self.source.task, self.source.vocab_size)
 
   def _alpha(self, phase: Phase, alpha):
     """The fade-in weight the stage's modules take: None where there is nothing to fade from (plain
@@ -166,7 +172,8 @@ class Run:
     g, d = self.models()
     return state_lib.init(g, d, self.g_opt, self.d_opt, self.config.model.z_dim, self.train_source.shape, rng,
                           ema=self.config.train.ema_decay > 0, penalty_config=self.config.penalty,
-                          conditional=self.conditional, source_shape=self.source.input_shape)
+                          conditional=self.conditional, source_shape=self.source.input_shape,
+                          text_length=self.source.arrays['text'].shape[1] if 'text' in self.source.arrays else 0)
 
   def step(self, phase: Phase, axis_name: str | None = None) -> PhaseStep:
     """The pure train step of `phase` (gan_jax.train.steps), with a progressive stage's real images
@@ -197,8 +204,8 @@ class Run:
   def generate(self, state: state_lib.GANState, z: jax.Array, labels: jax.Array | None = None,
                phase: Phase | None = None, alpha=1.0) -> jax.Array:
     """G's samples [N, *source.shape] for latents z [N, z_dim] (and class labels int32 [N] for a
-    conditional model, or task inputs float32 [N, *source.source_shape] for an image-to-image one,
-    in `labels`) in eval mode; a progressive run's at `phase` (default the last) and fade-in weight
+    conditional model, caption tokens int32 [N, T] for a text-conditioned one, or task inputs
+    float32 [N, *source.source_shape] for an image-to-image one, in `labels`) in eval mode; a progressive run's at `phase` (default the last) and fade-in weight
     `alpha`, upsampled and cropped to the data's size."""
     phase = phase or self.phases[-1]
     cond = {}

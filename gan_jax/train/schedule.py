@@ -42,7 +42,8 @@ class BatchSpec:
   """The real examples of one iteration: `d_steps` D updates of `batch_size` (global) examples each.
 
   The one place d_steps and the batch size are read from the config (`from_config`); the step's
-  batch is 'image' float32 [d_steps, batch_size, *example_shape], 'label' int32 [d_steps, batch_size].
+  batch is 'image' float32 [d_steps, batch_size, *example_shape], 'label' int32 [d_steps, batch_size]
+  (and whatever else the source draws per example: image-to-image inputs, caption tokens).
   """
   d_steps: int
   batch_size: int
@@ -61,13 +62,11 @@ class BatchSpec:
     n = per_device or self.batch_size
     return {k: v.reshape(self.d_steps, n, *v.shape[1:]) for k, v in flat.items()}
 
-  def shapes(self, example_shape: tuple[int, ...], source_shape: tuple[int, ...] | None = None) -> dict:
-    """The step's batch as ShapeDtypeStructs (with 'source' for an image-to-image task's inputs)."""
-    shapes = {'image': jax.ShapeDtypeStruct((self.d_steps, self.batch_size, *example_shape), jnp.float32),
-              'label': jax.ShapeDtypeStruct((self.d_steps, self.batch_size), jnp.int32)}
-    if source_shape is not None:
-      shapes['source'] = jax.ShapeDtypeStruct((self.d_steps, self.batch_size, *source_shape), jnp.float32)
-    return shapes
+  def shapes(self, source) -> dict:
+    """The step's batch as ShapeDtypeStructs: what `source` (a data.Source) draws, split into D steps."""
+    arrays = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), source.arrays)
+    return jax.eval_shape(lambda arrays, key: self.split(source.draw(arrays, key, self.size)), arrays,
+                          jax.random.key(0))
 
 
 @dataclasses.dataclass(frozen=True)

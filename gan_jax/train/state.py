@@ -149,12 +149,13 @@ def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.A
 def init(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
          d_opt: optax.GradientTransformation, z_dim: int, example_shape: tuple[int, ...],
          rng: jax.Array, ema: bool, penalty_config=None, conditional: bool = False,
-         source_shape: tuple[int, ...] | None = None) -> GANState:
+         source_shape: tuple[int, ...] | None = None, text_length: int = 0) -> GANState:
   """Fresh state: both networks initialised from `rng`, step 0, loss weights from `penalty_config`
   (all zero when None). `conditional`: the networks take labels (initialised with label 0);
-  `source_shape`: image-to-image networks take a task input of this shape (initialised with zeros)."""
+  `source_shape`: image-to-image networks take a task input of this shape (initialised with zeros);
+  `text_length`: text-conditioned networks take caption tokens [B, text_length] as labels."""
   g_rng, d_rng = jax.random.split(rng)
-  cond = {'labels': jnp.zeros((1,), jnp.int32)} if conditional else {}
+  cond = {'labels': jnp.zeros((1, text_length) if text_length else (1,), jnp.int32)} if conditional else {}
   if source_shape is not None:
     cond = {'source': jnp.zeros((1, *source_shape), jnp.float32)}
   g = _init_player(g_model, g_opt, g_rng, jnp.zeros((1, z_dim), jnp.float32), **cond)

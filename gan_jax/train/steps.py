@@ -104,6 +104,8 @@ class StepOptions:
     l1_weight, l2_weight, feature_weight: the weights of G's reconstruction terms (translation).
     unpaired: CycleGAN: G's input is the batch's images, (a, b) pairs as channels.
     cycle_weight, identity_weight: the weights of its cycle-consistency and identity terms.
+    text: caption-conditioned models: their `labels=` are the batch's caption tokens
+      (batch['text'] [d_steps, B, T]), and the fakes are generated for the batch's own captions.
     axis_name: the data-parallel axis to average over, or None.
   """
   z_dim: int
@@ -127,6 +129,7 @@ class StepOptions:
   unpaired: bool = False
   cycle_weight: float = 0.0
   identity_weight: float = 0.0
+  text: bool = False
   axis_name: str | None = None
 
   @classmethod
@@ -145,7 +148,7 @@ class StepOptions:
                adversarial_weight=config.translate.adversarial, l1_weight=config.translate.l1,
                l2_weight=config.translate.l2, feature_weight=config.translate.features,
                unpaired=config.data.task.startswith('cycle_'), cycle_weight=config.translate.cycle,
-               identity_weight=config.translate.identity, axis_name=axis_name)
+               identity_weight=config.translate.identity, text=config.model.g_cond == 'text', axis_name=axis_name)
 
 
 # Each penalty's term is weight * PENALTY_SCALE[name] * value (R1/R2 are gamma/2-weighted).
@@ -179,8 +182,8 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
     return {'labels': condition} if o.num_classes else {}
 
   def fake_condition(rng, real_condition):
-    """What the fakes are generated from: a translation's real inputs, else drawn labels."""
-    return real_condition if o.translation else draw_labels(rng, real_condition.shape[0])
+    """What the fakes are generated from: a translation's real inputs or the real captions, else drawn labels."""
+    return real_condition if o.translation or o.text else draw_labels(rng, real_condition.shape[0])
 
   def draw_labels(rng, n):
     """Uniform class labels int32 [n] for generated examples (zeros when unconditional); under
@@ -355,8 +358,10 @@ def make_train_step(g_model: nn.Module, d_model: nn.Module, g_opt: optax.Gradien
 
   def train_step(state: GANState, batch: dict[str, jax.Array], rng: jax.Array) -> tuple[GANState, Metrics]:
     real = batch['image']
-    if o.translation:  # The conditions of the real examples: task inputs (an unpaired task's own) or classes.
+    if o.translation:  # The conditions of the real examples: task inputs (an unpaired task's own), captions or classes.
       real_labels = real if o.unpaired else batch['source']
+    elif o.text:
+      real_labels = batch['text']
     else:
       real_labels = batch['label'] if o.num_classes else jnp.zeros(real.shape[:2], jnp.int32)
     d_rng, g_rng = jax.random.split(rng)
