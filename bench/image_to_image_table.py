@@ -6,7 +6,8 @@
 Reads each sweep directory (as `launch.py --report` does: gan_jax/report.py), groups its runs by the
 fields that differ (translate.adversarial, translate.features), and prints one markdown table per
 sweep: the final evaluation's metrics as mean +- sample std over the seeds, the training wall time per
-run, and for super-resolution the bicubic baseline as its own row. With --figures, copies each
+run, and a reference row: for super-resolution the bicubic baseline the runs evaluated, for the other
+paired tasks their input taken as the output (the edge map; the masked image), scored the same way. With --figures, copies each
 sweep's first GAN run's and baseline's last sample grids there (input | output | target).
 """
 import pathlib
@@ -18,7 +19,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # Run from
 from absl import app
 from absl import flags
 
+import jax
+import jax.numpy as jnp
+
+from gan_jax import data as data_lib
 from gan_jax import report
+from gan_jax.metrics import evaluator as evaluator_lib
+from gan_jax.models import translation
+from gan_jax.train import from_checkpoint
 
 flags.DEFINE_list('sweeps', [], 'Sweep directories of pix2pix / srgan / inpainting / cyclegan.')
 flags.DEFINE_string('figures', '', 'Copy the last sample grid of one run per configuration here (empty: none).')
@@ -44,6 +52,16 @@ def _label(values: dict) -> str:
   return ' '.join(parts)
 
 
+def input_as_output(run: report.Run) -> dict[str, float]:
+  """The PAIRED metrics of the run's task solved by returning its input (first C channels, resized)."""
+  config = from_checkpoint.saved_config(run.path)
+  config.eval.metrics = ('reconstruction', 'class_accuracy', 'classifier_fd')
+  source = data_lib.make_source(config.data)
+  side, channels = source.shape[0], source.shape[2]
+  identity = jax.jit(lambda z, inputs: jnp.clip(translation.fit_to(inputs[..., :channels], side), -1.0, 1.0))
+  return evaluator_lib.Evaluator(config, source)(identity, jax.random.key(0))
+
+
 def table(directory: pathlib.Path) -> str:
   runs = report.find_runs(directory)
   summary = report.summarize(runs)
@@ -61,6 +79,10 @@ def table(directory: pathlib.Path) -> str:
     row = summary['rows'][0]
     cells = [_cell(row['stats'][(BICUBIC[m], 'final')]) for m in metrics]
     lines.append('| ' + ' | '.join(['bicubic upsampling', '-', '-', *cells, '-']) + ' |')
+  elif metrics == [m for m in PAIRED if m in metrics]:
+    reference = input_as_output(runs[0])
+    cells = [report._fmt(reference[m]) for m in metrics]
+    lines.append('| ' + ' | '.join(['the input as the output', '-', '-', *cells, '-']) + ' |')
   if FLAGS.figures:
     out = pathlib.Path(FLAGS.figures)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from gan_jax.metrics import classifier
 from gan_jax.metrics import evaluator
 from gan_jax.models import conditioning
 from gan_jax.train import from_checkpoint
-from gan_jax.train import lanes
+from gan_jax import sample_grids
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 
@@ -286,7 +286,7 @@ def test_cgan_smoke_end_to_end(tmp_path, data_dir, models_dir):
   result = loop.train_and_evaluate(config, tmp_path)
   assert result['status'] == 'finished'
   grid = np.asarray(Image.open(tmp_path / 'samples' / 'step_300.png'))
-  assert grid.shape == (NUM_CLASSES * 29 + 1, lanes.CLASS_GRID_COLUMNS * 29 + 1)
+  assert grid.shape == (NUM_CLASSES * 29 + 1, sample_grids.CLASS_GRID_COLUMNS * 29 + 1)
   records = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert records[-1]['d_acgan'] < 0.8 * records[0]['d_acgan'], records
   assert records[-1]['g_acgan'] < 0.85 * np.log(NUM_CLASSES), records  # Chance: log(10) nats.

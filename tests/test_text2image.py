@@ -1,6 +1,5 @@
 """Text-conditioned generation: the sentence encoder, caption routing through G and D, the step's wiring
 of captions (fakes are made for the real batch's own captions), the attribute metric, and a short run."""
-import json
 
 import flax.linen as nn
 import jax
@@ -14,7 +13,6 @@ from gan_jax import data as data_lib
 from gan_jax import experiments
 from gan_jax import losses
 from gan_jax import models
-from gan_jax.data import captions
 from gan_jax.errors import UserError
 from gan_jax.metrics import classifier as classifier_lib
 from gan_jax.metrics import evaluator as evaluator_lib

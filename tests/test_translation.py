@@ -23,7 +23,7 @@ from gan_jax.data import paired
 from gan_jax.metrics import classifier as classifier_lib
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import translation
-from gan_jax.train import lanes
+from gan_jax import sample_grids
 from gan_jax.train import state as state_lib
 from gan_jax.train import steps
 
@@ -231,7 +231,7 @@ def test_bicubic_baseline_needs_a_super_resolution_task():
 def test_translation_grid_puts_input_output_target_side_by_side():
   inputs = np.full((2, 7, 7, 2), -1.0, np.float32)
   outputs, targets = np.zeros((2, 28, 28, 1), np.float32), np.ones((2, 28, 28, 1), np.float32)
-  grid = lanes.translation_grid(inputs, outputs, targets)
+  grid = sample_grids.translation_grid(inputs, outputs, targets)
   assert grid.shape == (6, 28, 28, 1)
   np.testing.assert_array_equal(grid[[0, 3]], -1.0)
   np.testing.assert_array_equal(grid[[1, 4]], 0.0)

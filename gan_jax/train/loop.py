@@ -42,7 +42,8 @@ from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
-from gan_jax.train.lanes import Due, Lane, check_workdir, fixed_sample_inputs, translation_grid, write_samples
+from gan_jax.sample_grids import fixed_sample_inputs, translation_grid, write_samples
+from gan_jax.train.lanes import Due, Lane, check_workdir
 from gan_jax.train.progress import Progress
 
 EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt), apart from training's.
