@@ -18,7 +18,13 @@ Launch:
 Evaluation (every 500 steps): PSNR and SSIM of the completed image against the original (the known
 pixels are exact, so these are dominated by the hole), label preservation (class_accuracy) and
 classifier FD of the completed images.
-Measured results: docs/results/image_to_image.md.
+
+Measured (square holes, `--sweep --runner=sequential`; seeds 0-2, 1000 iterations of batch 64, 2-core
+CPU, ~3.5 min of training per run; mean ± std; docs/results/image_to_image.md):
+  | MNIST, 14x14 holes          | PSNR         | SSIM          | label preservation | classifier FD |
+  | GAN (adversarial + 100 L1)  | 16.72 ± 0.04 | 0.737 ± 0.004 | 0.821 ± 0.017      | 45.7 ± 13.0   |
+  | baseline (100 L1 alone)     | 16.68 ± 0.29 | 0.732 ± 0.013 | 0.815 ± 0.024      | 59.4 ± 23.6   |
+  | the masked image            | inf (exact where the hole is background) | 0.537 | 0.638 | 260 |
 """
 from gan_jax import experiments
 

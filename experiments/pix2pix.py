@@ -18,8 +18,14 @@ the target, class_accuracy (label preservation: the domain classifier's accuracy
 against the input's true class) and classifier FD of the outputs against the test images. Sample
 grids: input | output | target triples of the first 32 test pairs.
 
-Target (issue #20): label preservation >= 0.95 on MNIST edges -> digits.
-Measured results: docs/results/image_to_image.md (seeds, budgets, wall times, machine, commands).
+Measured (`--sweep --runner=sequential`; seeds 0-2, 1000 iterations of batch 64, 2-core CPU, ~3.5 min
+of training per run; mean ± std; docs/results/image_to_image.md has the machine and figures):
+  | MNIST edges -> digits       | PSNR         | SSIM          | label preservation | classifier FD |
+  | GAN (adversarial + 100 L1)  | 23.59 ± 0.08 | 0.944 ± 0.001 | 0.984 ± 0.001      | 1.06 ± 0.12   |
+  | baseline (100 L1 alone)     | 23.58 ± 0.08 | 0.944 ± 0.001 | 0.984 ± 0.001      | 1.15 ± 0.12   |
+  | the edge map as the output  | 16.61        | 0.815         | 0.923              | 37.7          |
+Target (issue #20) label preservation >= 0.95: met, by the baseline as well; here the adversarial
+term changes nothing measurable (an outline determines its digit; D stays at chance).
 """
 from gan_jax import experiments
 
