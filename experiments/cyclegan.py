@@ -22,8 +22,13 @@ for edges, the MNIST classifier's features of edge maps against real test edge m
 edges <-> digits PSNR in both directions and label preservation of edges -> digits (accuracy_ab).
 Sample grids: a | G_AB(a) | b | G_BA(b).
 
-Target (issue #20): label preservation >= 0.9 for edges -> digits on unpaired training.
-Measured results: docs/results/image_to_image.md.
+Measured (edges <-> digits, `--sweep --runner=sequential`; seeds 0-2, 1000 iterations of batch 64,
+2-core CPU, ~8.5 min of training per run; mean ± std; docs/results/image_to_image.md):
+  label preservation edges -> digits 0.960 ± 0.004 (the edge maps themselves: 0.923); PSNR 20.79 ±
+  0.20 (edges -> digits) and 17.22 ± 0.40 (digits -> edges); classifier FD 6.2 ± 1.4 (into digits)
+  and 10.3 ± 0.4 (into edge maps); cycle L1 0.0059 (a) and 0.031 (b) in the [-1, 1] range.
+Target (issue #20) label preservation >= 0.9 for edges -> digits on unpaired training: met.
+MNIST <-> Fashion-MNIST: not measured yet (issue #20).
 """
 from gan_jax import experiments
 
