@@ -72,6 +72,20 @@ def fixed_sample_inputs(source: data_lib.Source, z_dim: int, conditional: bool, 
   return SampleInputs(jnp.tile(column_z, (source.num_classes, 1)), labels, CLASS_GRID_COLUMNS)
 
 
+def grid_images(inputs: SampleInputs, samples: np.ndarray, unpaired: bool = False) -> np.ndarray:
+  """The images a grid shows for G's `samples` of `inputs`: image-to-image samples beside their inputs
+  and targets (translation_grid), other samples as they are."""
+  if inputs.targets is None:
+    return samples
+  return translation_grid(inputs.labels, samples, inputs.targets, unpaired)
+
+
+def write_row_captions(inputs: SampleInputs, samples_dir: pathlib.Path) -> None:
+  """Writes samples_dir/captions.txt, one grid row's caption per line (text-conditioned runs; else nothing)."""
+  if inputs.captions:
+    (samples_dir / 'captions.txt').write_text(''.join(f'{c}\n' for c in inputs.captions))
+
+
 def translation_grid(inputs: np.ndarray, outputs: np.ndarray, targets: np.ndarray, unpaired: bool = False) -> np.ndarray:
   """[3N, H, W, C]: input_0, output_0, target_0, input_1, ... for N pairs; each input is shown by its
   first C channels (an inpainting input's masked image), enlarged to H x W by pixel repetition.

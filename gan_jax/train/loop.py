@@ -42,7 +42,7 @@ from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
-from gan_jax.sample_grids import fixed_sample_inputs, translation_grid, write_samples
+from gan_jax.sample_grids import fixed_sample_inputs, grid_images, write_row_captions, write_samples
 from gan_jax.train.lanes import Due, Lane, check_workdir
 from gan_jax.train.progress import Progress
 
@@ -248,9 +248,9 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
     lane.start()
   samples_in = [fixed_sample_inputs(run.source, config.model.z_dim, run.conditional, lane.sample_key, config.data)
                 for lane in lanes]
-  if samples_in[0].captions and parallel.is_main():
-    for lane in lanes:
-      (lane.workdir / 'samples' / 'captions.txt').write_text(''.join(f'{c}\n' for c in samples_in[0].captions))
+  if parallel.is_main():
+    for lane, inputs in zip(lanes, samples_in):
+      write_row_captions(inputs, lane.workdir / 'samples')
   samplers = {}
 
   def sample_fn(step: int) -> Callable:
@@ -293,9 +293,8 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
     for i in live():
       inputs = samples_in[i]
       path = lanes[i].workdir / 'samples' / f'step_{step}.png'
-      samples = np.asarray(generate(layout.local(lane_state(i)), inputs.z, inputs.labels))
-      if inputs.targets is not None:
-        samples = translation_grid(inputs.labels, samples, inputs.targets, run.source.unpaired)
+      samples = grid_images(inputs, np.asarray(generate(layout.local(lane_state(i)), inputs.z, inputs.labels)),
+                            run.source.unpaired)
       if write_samples(run.source, samples, path, step, inputs.columns):
         lanes[i].logger.image(step, 'samples', path)
 
