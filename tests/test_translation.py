@@ -375,7 +375,6 @@ def test_a_short_cyclegan_run_learns_its_cycles(tmp_path, data_dir):
                ('eval.num_samples', '1000'), ('log.wandb', 'disabled'), ('data.dir', str(data_dir))]
   result = loop.train_and_evaluate(experiments.load_config('cyclegan:smoke', overrides), tmp_path)
   rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
-  print(rows[0]['g_cycle'], rows[-1]['g_cycle'], result['eval'])
   assert np.mean([row['g_cycle'] for row in rows[-3:]]) < 0.5 * rows[0]['g_cycle']
   assert result['eval']['cycle_l1_a'] < 0.3 and result['eval']['cycle_l1_b'] < 0.3
   assert (tmp_path / 'samples' / 'step_200.png').exists()
