@@ -10,6 +10,7 @@ DCGAN G and D of 32 channels, non-saturating loss, Adam 2e-4 / 0.5, batch 64.
 
 Launch:
   python launch.py --exp=text2image                     # MNIST, GRU encoder left at its random initialisation
+  python launch.py --exp=text2image:pretrained          # GRU pretrained to read the captions, then frozen
   python launch.py --exp=text2image:gru                 # the GRU encoders trained with the GAN
   python launch.py --exp=text2image:mean                # mean-of-embeddings encoders trained with the GAN
   python launch.py --exp=text2image:fashion_mnist       # garments: class, size and brightness words
@@ -37,7 +38,9 @@ from gan_jax import config as config_lib
 from gan_jax import experiments
 
 SETS = ('mnist', 'fashion_mnist')
-ENCODERS = ('frozen', 'gru', 'mean')  # 'frozen': the GRU at its random initialisation (the default).
+# 'frozen': the GRU at its random initialisation (the default); 'pretrained': the GRU pretrained to
+# read the captions (gan_jax.models.text_pretraining), then frozen.
+ENCODERS = ('frozen', 'pretrained', 'gru', 'mean')
 OPTIONS = SETS + ENCODERS + ('smoke',)
 
 
@@ -51,7 +54,8 @@ def get_config(arg: str | None = None):
   c.model.g_cond = c.model.d_cond = 'text'
   encoder = experiments.chosen(options, ENCODERS, 'frozen')
   c.model.text_encoder = 'mean' if encoder == 'mean' else 'gru'
-  c.model.text_frozen = encoder == 'frozen'
+  c.model.text_frozen = encoder in ('frozen', 'pretrained')
+  c.model.text_pretrained = encoder == 'pretrained'
   c.train.update(dict(steps=3000, sample_every=1000, checkpoint_every=1000))
   c.eval.metrics = ('class_accuracy', 'attributes', 'classifier_fd')
   c.eval.eval_every = 1000
@@ -62,6 +66,7 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep():
-  """The frozen (random) GRU, and the GRU and mean-of-embeddings encoders trained with the GAN, 3 seeds each."""
-  return [{'product': {'model.text_frozen': [True], 'train.seed': [0, 1, 2]}},
+  """The random and the pretrained GRU (both frozen), and the GRU and mean-of-embeddings encoders trained
+  with the GAN, 3 seeds each."""
+  return [{'product': {'model.text_frozen': [True], 'model.text_pretrained': [False, True], 'train.seed': [0, 1, 2]}},
           {'product': {'model.text_frozen': [False], 'model.text_encoder': ['gru', 'mean'], 'train.seed': [0, 1, 2]}}]

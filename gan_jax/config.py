@@ -65,7 +65,9 @@ def base() -> ConfigDict:
       label_dim=10,       # g_cond='concat': size of the label embedding.
       text_encoder='gru',  # g_cond='text' (captions): 'gru' or 'mean' (gan_jax.models.text).
       text_dim=64,        # g_cond='text': size of the token embeddings and the sentence vector.
-      text_frozen=False,  # g_cond='text': keep the encoders at their random initialisation.
+      text_frozen=False,  # g_cond='text': keep the encoders at their initial values.
+      text_pretrained=False,  # g_cond='text': start both encoders from one pretrained to read the
+                              # captions (gan_jax.models.text_pretraining); else random.
   ))
   c.loss = 'non_saturating'
   c.acgan = ConfigDict(dict(  # model.d_cond='acgan' (Odena et al. 2017).

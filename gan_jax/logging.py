@@ -89,14 +89,15 @@ class RunLogger:
       values = {f'{name}/{k}': v for k, v in values.items()}
     self._wandb_log(step, values)
 
-  def image(self, step: int, key: str, path: pathlib.Path) -> None:
+  def media(self, step: int, key: str, path: pathlib.Path) -> None:
+    """Logs a written file to W&B under `key`: a PNG as an image, a WAV as audio."""
     if self._wandb_run is None:
       return
     try:
       import wandb
-      self._wandb_log(step, {key: wandb.Image(str(path))})
+      self._wandb_log(step, {key: wandb.Audio(str(path)) if path.suffix == '.wav' else wandb.Image(str(path))})
     except Exception as e:
-      logging.warning('W&B image upload failed (%s); the file is at %s', e, path)
+      logging.warning('W&B upload of %s failed (%s); the file is at %s', key, e, path)
 
   def _wandb_log(self, step: int, values: dict) -> None:
     if self._wandb_run is None:

@@ -4,6 +4,7 @@
   class labels    one row per class, the same latent down each column
   captions        one row per caption of the first NUM_GRID_CAPTIONS test images (samples/captions.txt)
   image-to-image  input | output | target triples of the first test pairs (CycleGAN: a | G_AB(a) | b | G_BA(b))
+Spectrogram sets (spoken_digits) also get the grid's first column as audio, one clip per row (write_audio).
 """
 import pathlib
 from typing import NamedTuple
@@ -20,7 +21,8 @@ NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
 CLASS_GRID_COLUMNS = 10  # Class-conditional grids: samples per class row.
 NUM_GRID_CAPTIONS = 10  # Text-conditioned grids: rows (captions).
-TRANSLATION_GRID = (8, 4)  # Image-to-image grids: rows, and input | output | target triples per row.
+TRANSLATION_GRID = (8, 4)
+NUM_AUDIO_CLIPS = 10  # Unconditional spectrogram grids: samples turned into audio.  # Image-to-image grids: rows, and input | output | target triples per row.
 
 
 class SampleInputs(NamedTuple):
@@ -100,6 +102,22 @@ def translation_grid(inputs: np.ndarray, outputs: np.ndarray, targets: np.ndarra
   shown = np.asarray(inputs)[..., :channels]
   shown = np.repeat(np.repeat(shown, height // shown.shape[1], axis=1), width // shown.shape[2], axis=2)
   return np.stack([shown, np.asarray(outputs), targets], axis=1).reshape(-1, height, width, channels)
+
+
+def write_audio(source: data_lib.Source, samples: np.ndarray, path: pathlib.Path, columns: int | None) -> bool:
+  """For spectrogram sets (spoken_digits; else does nothing and returns False): writes `path` (WAV),
+  the first sample of each grid row (`columns` wide; None: the first NUM_AUDIO_CLIPS samples) turned
+  into audio one after another: for a class grid, the words zero to nine. Returns whether it wrote."""
+  if source.name != 'spoken_digits':
+    return False
+  from gan_jax.data import spectrogram
+  clips = np.asarray(samples)[::columns] if columns else np.asarray(samples)[:NUM_AUDIO_CLIPS]
+  try:
+    path.write_bytes(spectrogram.wav_bytes(np.concatenate([spectrogram.to_audio(c) for c in clips])))
+  except OSError as e:
+    logging.warning('audio samples %s not written (%s); training continues', path, e)
+    return False
+  return True
 
 
 def write_samples(source: data_lib.Source, samples: np.ndarray, path: pathlib.Path, step: int,

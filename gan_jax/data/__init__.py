@@ -20,7 +20,7 @@ import numpy as np
 from gan_jax.data import mixtures
 from gan_jax.errors import UserError
 
-IMAGE_SETS = ('mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist')
+IMAGE_SETS = ('mnist', 'fashion_mnist', 'cifar10', 'stacked_mnist', 'spoken_digits')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ def load_images(name: str, split: str, data_dir: str = '', download: bool = True
   """uint8 [N,H,W,C] images and int32 [N] labels of a named image set.
 
   `name` is one of IMAGE_SETS or 'tfds:<tfds name>'; `download`: fetch missing MNIST and
-  Fashion-MNIST files (gan_jax/data/download.py).
+  Fashion-MNIST files (gan_jax/data/download.py), synthesize a missing spoken-digit set.
   """
   if name in ('mnist', 'fashion_mnist'):
     from gan_jax.data import idx
@@ -103,6 +103,9 @@ def load_images(name: str, split: str, data_dir: str = '', download: bool = True
   if name == 'stacked_mnist':  # Fixed sets built from MNIST: see gan_jax.data.stacked_mnist.
     from gan_jax.data import stacked_mnist
     return stacked_mnist.load(split, data_dir, download)
+  if name == 'spoken_digits':  # Log-mel spectrogram images of synthesized speech: gan_jax.data.spoken_digits.
+    from gan_jax.data import spoken_digits
+    return spoken_digits.load(split, data_dir, download)
   if name.startswith('tfds:'):
     from gan_jax.data import tfds_source
     return tfds_source.load(name[len('tfds:'):], split, data_dir)

@@ -211,7 +211,8 @@ def _validate(config, source: data_lib.Source) -> tuple[str, ...]:
   return names
 
 
-def _models_dir(config) -> str:
+def models_dir(config) -> str:
+  """Where the domain classifiers, pretrained caption encoders and cached real statistics are kept."""
   return config.eval.models_dir or str(files.REPO_ROOT / 'models')
 
 
@@ -224,7 +225,7 @@ def _load_classifier(name: str, config, image_shape: tuple[int, ...], metric: st
   if classifier_lib.IMAGE_SHAPES[name] != tuple(image_shape):
     raise UserError(f'eval metric {metric!r}: the {name} classifier takes images {classifier_lib.IMAGE_SHAPES[name]}, '
                     f'not {tuple(image_shape)}; set --config.eval.classifier to a matching data set')
-  return classifier_lib.load(name, _models_dir(config))
+  return classifier_lib.load(name, models_dir(config))
 
 
 def domain_classifier(config, source: data_lib.Source, use: str) -> classifier_lib.Classifier:
@@ -271,7 +272,7 @@ def _real_features(extractor: _Extractor, config, source: data_lib.Source) -> tu
   images, _ = _real_subset(config, source)
   stem = f'{source.name}-{e.split}-{len(images)}-{extractor.name}-{extractor.fingerprint}'
   stem = re.sub(r'[^A-Za-z0-9_.-]', '_', stem)  # 'tfds:name' -> 'tfds_name'
-  path = os.path.join(_models_dir(config), 'stats', stem + '.npz')
+  path = os.path.join(models_dir(config), 'stats', stem + '.npz')
   if os.path.exists(path):
     with np.load(path) as cached:
       features = cached['features']

@@ -79,6 +79,9 @@ def build(model_config, example_shape: tuple[int, ...], dtype_name: str = 'float
       if m.text_dim < 1:
         raise UserError(f'model.text_dim must be >= 1 (got {m.text_dim})')
       text_options = (vocab_size, m.text_dim, m.text_encoder, m.text_frozen)
+    elif m.text_pretrained:
+      raise UserError("model.text_pretrained needs a text-conditioned model: --config.model.g_cond=text "
+                      '--config.model.d_cond=text (or start from --exp=text2image:pretrained)')
     elif vocab_size:
       raise UserError("data.captions needs a text-conditioned model: --config.model.g_cond=text "
                       '--config.model.d_cond=text (or start from --exp=text2image)')

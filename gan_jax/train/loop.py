@@ -42,7 +42,7 @@ from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
-from gan_jax.sample_grids import fixed_sample_inputs, grid_images, write_row_captions, write_samples
+from gan_jax.sample_grids import fixed_sample_inputs, grid_images, write_audio, write_row_captions, write_samples
 from gan_jax.train.lanes import Due, Lane, check_workdir
 from gan_jax.train.progress import Progress
 
@@ -126,7 +126,7 @@ def evaluate(evaluator: evaluator_lib.Evaluator, generate: Callable, seed: int, 
     try:
       path.parent.mkdir(exist_ok=True)
       evaluator.mode_figure(generate, key, path, title=f'step {step}')
-      logger.image(step, 'eval/modes_figure', path)
+      logger.media(step, 'eval/modes_figure', path)
     except OSError as e:
       logging.warning('mode figure of step %d not written (%s); training continues', step, e)
   return results
@@ -296,7 +296,9 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
       samples = grid_images(inputs, np.asarray(generate(layout.local(lane_state(i)), inputs.z, inputs.labels)),
                             run.source.unpaired)
       if write_samples(run.source, samples, path, step, inputs.columns):
-        lanes[i].logger.image(step, 'samples', path)
+        lanes[i].logger.media(step, 'samples', path)
+      if write_audio(run.source, samples, path.with_suffix('.wav'), inputs.columns):
+        lanes[i].logger.media(step, 'audio', path.with_suffix('.wav'))
 
   def evaluate_lanes(step: int, train_seconds: float) -> None:
     """Evaluates the live lanes at `step`; `train_seconds`: the group's training time until now."""

@@ -173,7 +173,17 @@ class Run:
     return state_lib.init(g, d, self.g_opt, self.d_opt, self.config.model.z_dim, self.train_source.shape, rng,
                           ema=self.config.train.ema_decay > 0, penalty_config=self.config.penalty,
                           conditional=self.conditional, source_shape=self.source.input_shape,
-                          text_length=self.source.arrays['text'].shape[1] if 'text' in self.source.arrays else 0)
+                          text_length=self.source.arrays['text'].shape[1] if 'text' in self.source.arrays else 0,
+                          params_fn=self._pretrained_text() if self.config.model.text_pretrained else None)
+
+  def _pretrained_text(self) -> Callable[[dict], dict]:
+    """Params -> the same with the text encoders replaced by the pretrained caption reader."""
+    from gan_jax.metrics import evaluator
+    from gan_jax.models import text_pretraining
+    m = self.config.model
+    encoder = text_pretraining.load_or_train(self.config.data, evaluator.models_dir(self.config),
+                                             self.source.vocab_size, m.text_dim, m.text_encoder)
+    return lambda params: text_pretraining.with_encoder(params, encoder)
 
   def step(self, phase: Phase, axis_name: str | None = None) -> PhaseStep:
     """The pure train step of `phase` (gan_jax.train.steps), with a progressive stage's real images

@@ -3,7 +3,7 @@
 GANState holds only arrays (no functions), so it can be checkpointed by Orbax, replicated across
 devices, and stacked along a leading axis to vmap several runs at once.
 """
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import flax.linen as nn
@@ -140,26 +140,28 @@ def with_hyperparams(state: GANState, config) -> GANState:
 
 
 def _init_player(model: nn.Module, opt: optax.GradientTransformation, rng: jax.Array, example: jax.Array,
-                 **kwargs) -> Player:
+                 params_fn: Callable[[dict], dict] | None = None, **kwargs) -> Player:
   variables = model.init(rng, example, train=False, **kwargs)
-  params = variables['params']
+  params = params_fn(variables['params']) if params_fn else variables['params']
   return Player(params=params, batch_stats=variables.get('batch_stats', {}), opt_state=opt.init(params))
 
 
 def init(g_model: nn.Module, d_model: nn.Module, g_opt: optax.GradientTransformation,
          d_opt: optax.GradientTransformation, z_dim: int, example_shape: tuple[int, ...],
          rng: jax.Array, ema: bool, penalty_config=None, conditional: bool = False,
-         source_shape: tuple[int, ...] | None = None, text_length: int = 0) -> GANState:
+         source_shape: tuple[int, ...] | None = None, text_length: int = 0,
+         params_fn: Callable[[dict], dict] | None = None) -> GANState:
   """Fresh state: both networks initialised from `rng`, step 0, loss weights from `penalty_config`
   (all zero when None). `conditional`: the networks take labels (initialised with label 0);
   `source_shape`: image-to-image networks take a task input of this shape (initialised with zeros);
-  `text_length`: text-conditioned networks take caption tokens [B, text_length] as labels."""
+  `text_length`: text-conditioned networks take caption tokens [B, text_length] as labels;
+  `params_fn` maps each network's initial params to the ones it starts from (e.g. pretrained parts)."""
   g_rng, d_rng = jax.random.split(rng)
   cond = {'labels': jnp.zeros((1, text_length) if text_length else (1,), jnp.int32)} if conditional else {}
   if source_shape is not None:
     cond = {'source': jnp.zeros((1, *source_shape), jnp.float32)}
-  g = _init_player(g_model, g_opt, g_rng, jnp.zeros((1, z_dim), jnp.float32), **cond)
-  d = _init_player(d_model, d_opt, d_rng, jnp.zeros((1, *example_shape), jnp.float32), **cond)
+  g = _init_player(g_model, g_opt, g_rng, jnp.zeros((1, z_dim), jnp.float32), params_fn, **cond)
+  d = _init_player(d_model, d_opt, d_rng, jnp.zeros((1, *example_shape), jnp.float32), params_fn, **cond)
   ema_params = jax.tree.map(jnp.copy, g.params) if ema else {}
   weights = loss_weights(penalty_config) if penalty_config is not None else {
       name: jnp.zeros((), jnp.float32) for name in LOSS_WEIGHTS}
