@@ -57,7 +57,7 @@ def get_config(arg: str | None = None):
   c.model.text_frozen = encoder in ('frozen', 'pretrained')
   c.model.text_pretrained = encoder == 'pretrained'
   c.train.update(dict(steps=3000, sample_every=1000, checkpoint_every=1000))
-  c.eval.metrics = ('class_accuracy', 'attributes', 'classifier_fd')
+  c.eval.metrics = ('class_accuracy', 'attributes', 'caption_swap', 'classifier_fd')
   c.eval.eval_every = 1000
   if 'smoke' in options:
     config_lib.shrink_to_smoke(c)

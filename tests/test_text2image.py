@@ -208,3 +208,29 @@ def test_a_pretrained_run_starts_both_encoders_from_the_saved_reader(tmp_path, d
   reader = flax.serialization.msgpack_restore(saved.read_bytes())['encoder']
   for params in (state.g.params['ConcatText_0'], state.d.params['TextProjection_0']):
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), params['encoder'], reader)
+
+
+def test_caption_swap_credits_a_generator_that_follows_the_words_and_not_one_that_ignores_them(data_dir):
+  """An oracle that draws, for each caption, a test digit with exactly the caption's attribute bins
+  moves every attribute the way a swapped word asks (1.0); one that ignores the text moves none (0.0)."""
+  from gan_jax.data import captions
+  c = experiments.load_config('text2image', [('eval.num_samples', '200'), ('eval.metrics', 'caption_swap')])
+  evaluator = evaluator_lib.Evaluator(c, data_lib.make_source(c.data))
+  images, _ = data_lib.load_images('mnist', 'test')
+  binned = captions.bins(captions.measure(images), 'mnist')
+  names = captions.ATTRIBUTES['mnist']
+  by_bins = {}
+  for i, key in enumerate(zip(*(binned[a] for a in names))):
+    by_bins.setdefault(key, i)
+  words = ('',) + captions.vocabulary('mnist')
+
+  def oracle(z, tokens):
+    said = [captions.parse('mnist', ' '.join(words[t] for t in row if t)) for row in np.asarray(tokens)]
+    chosen = images[[by_bins[tuple(s[a] for a in names)] for s in said]]
+    return jnp.asarray(chosen, jnp.float32) / 127.5 - 1.0
+
+  results = evaluator(oracle, jax.random.key(0))
+  assert results['caption_swap'] == 1.0 and results['swap_slant'] == 1.0
+  ignoring = evaluator(lambda z, tokens: oracle(z, jnp.asarray(evaluator.pairs.inputs[:len(tokens)])),
+                       jax.random.key(0))
+  assert ignoring['caption_swap'] == 0.0

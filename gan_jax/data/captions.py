@@ -83,9 +83,21 @@ def _check(dataset: str) -> str:
 
 def make(dataset: str, images: np.ndarray, labels: np.ndarray, seed: int = 0) -> list[str]:
   """One caption per image (class and binned attributes; template and synonyms drawn from (seed, index))."""
-  binned = bins(measure(images), dataset)
+  return compose(dataset, labels, bins(measure(images), dataset), seed)
+
+
+def swap_bins(binned: np.ndarray) -> np.ndarray:
+  """int [N]: another bin for each of `binned` (0 <-> 2; 1 -> 2 at even indices, 0 at odd), for
+  caption pairs that differ in one attribute word."""
+  middle = np.where(np.arange(len(binned)) % 2 == 0, 2, 0)
+  return np.where(binned == 1, middle, 2 - binned)
+
+
+def compose(dataset: str, labels: np.ndarray, binned: dict[str, np.ndarray], seed: int = 0) -> list[str]:
+  """One caption per (label, attribute bins): the words of `make`, drawn from (seed, index), so two
+  calls whose bins differ in one attribute give captions that differ in that attribute's words alone."""
   rng = np.random.default_rng(seed)
-  choices = rng.integers(0, 1 << 30, (len(images), 8))
+  choices = rng.integers(0, 1 << 30, (len(labels), 8))
   out = []
   for i, label in enumerate(labels):
     pick = lambda options, k: options[choices[i, k] % len(options)]

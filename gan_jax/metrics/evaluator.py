@@ -49,6 +49,11 @@ and real sides it needs, and the function computing it. Adding a metric is one e
                     re-measured on the image generated for it and binned; attr_<name> is the
                     fraction agreeing with the caption (chance 1/3 by construction of the bins),
                     attribute_accuracy their mean.
+  caption_swap      text-conditioned models: for the first SWAP_SAMPLES test captions, each
+                    attribute's word is swapped for another bin's (thin <-> thick; medium -> one of
+                    them), everything else and the latent kept; swap_<name> is the fraction of
+                    pairs whose re-measured attribute moves the way the word did (chance 0.5),
+                    caption_swap their mean.
   bicubic           the same task solved by bicubic resizing of the input (the super-resolution
                     baseline): bicubic_psnr, bicubic_ssim, bicubic_fd (classifier FD) and
                     bicubic_accuracy (label preservation), on the same pairs.
@@ -94,6 +99,7 @@ FEATURES = ('auto', 'classifier', 'inception')
 SCORE_SPLITS = 10
 PRD_NEIGHBOURS = 3
 REAL_SUBSET_SEED = 0
+SWAP_SAMPLES = 1000  # Caption pairs per attribute of the 'caption_swap' metric.
 
 Generate = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -456,6 +462,30 @@ def _attributes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> d
   return results
 
 
+def _caption_swap(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
+  from gan_jax.data import captions
+  name, pairs = evaluator.source.name, evaluator.pairs
+  n = min(SWAP_SAMPLES, len(pairs.inputs))
+  binned = {a: b[:n] for a, b in captions.bins(captions.measure(pairs.targets[:n]), name).items()}
+  labels = pairs.labels[:n]
+
+  def measured(tokens: np.ndarray) -> dict[str, np.ndarray]:  # The same latents for every caption set.
+    generated = np.concatenate([np.asarray(batch) for batch, _ in sample_batches(
+        generate, evaluator.config.model.z_dim, 0, n, evaluator.config.eval.batch_size, rng,
+        Pairs(tokens, pairs.targets[:n], labels))])
+    return captions.measure(np.clip(np.rint((generated + 1.0) * 127.5), 0, 255).astype(np.uint8))
+
+  original = measured(pairs.inputs[:n])
+  results = {}
+  for attribute in captions.ATTRIBUTES[name]:
+    swapped_bins = captions.swap_bins(binned[attribute])
+    texts = captions.compose(name, labels, {**binned, attribute: swapped_bins}, data_lib.CAPTION_SEED)
+    moved = measured(captions.tokenize(name, texts)[0])[attribute] - original[attribute]
+    results[f'swap_{attribute}'] = float(np.mean(np.sign(moved) == np.sign(swapped_bins - binned[attribute])))
+  results['caption_swap'] = float(np.mean(list(results.values())))
+  return results
+
+
 def _modes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
   found = modes.mixture_modes(evaluator.mixture_points(generate, rng), evaluator.source.mixture)
   return {key: float(found[key]) for key in METRICS['modes'].keys}
@@ -492,6 +522,8 @@ METRICS: dict[str, Metric] = {
                     compute=_cycle),
     'attributes': Metric(('attribute_accuracy', 'attr_thickness', 'attr_slant', 'attr_width', 'attr_size',
                           'attr_brightness'), 'captions', compute=_attributes),
+    'caption_swap': Metric(('caption_swap', 'swap_thickness', 'swap_slant', 'swap_width', 'swap_size',
+                            'swap_brightness'), 'captions', compute=_caption_swap),
     'bicubic': Metric(('bicubic_psnr', 'bicubic_ssim', 'bicubic_fd', 'bicubic_accuracy'), 'paired', compute=_bicubic,
                       network='classifier', keeps=('logits',), real=('stats',)),
 }
