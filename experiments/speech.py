@@ -28,7 +28,11 @@ held-out speakers' clips. Samples: samples/step_N.png (a spectrogram grid, one w
 same latent down each column, high frequencies at the top) and samples/step_N.wav (the first
 column's ten words, zero to nine, one second each; logged to W&B as audio).
 
-Target (issue #21): classifier accuracy on generated clips >= 0.8.
+Target (issue #21): classifier accuracy on generated clips >= 0.8. Measured (3 seeds, 5000
+iterations, ~10 min each on a loaded 2-core CPU): 0.997 ± 0.001 on the spectrograms and 0.998 ± 0.002
+heard through the audio (samples inverted, re-analysed, classified; real held-out clips: 0.998 and
+0.994), classifier FD 115.8 ± 33.0 against the held-out speakers (real training speakers against
+them: 65.1). Table, machine and commands: docs/results/speech.md (`python bench/speech_audio.py`).
 """
 from gan_jax import config as config_lib
 from gan_jax import experiments
