@@ -28,7 +28,9 @@ Measured (edges <-> digits, `--sweep --runner=sequential`; seeds 0-2, 1000 itera
   0.20 (edges -> digits) and 17.22 ± 0.40 (digits -> edges); classifier FD 6.2 ± 1.4 (into digits)
   and 10.3 ± 0.4 (into edge maps); cycle L1 0.0059 (a) and 0.031 (b) in the [-1, 1] range.
 Target (issue #20) label preservation >= 0.9 for edges -> digits on unpaired training: met.
-MNIST <-> Fashion-MNIST: not measured yet (issue #20).
+MNIST <-> Fashion-MNIST (:fashion, same budget, 3 seeds): classifier FD 244 ± 22 into garments and
+801 ± 58 into digits (copying the input: 308 and 573), cycle L1 0.062 and 0.19: at this budget both
+generators stay near the identity (no correspondence to learn; see the results page).
 """
 from gan_jax import experiments
 
