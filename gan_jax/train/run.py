@@ -131,6 +131,8 @@ class Run:
     g_opt, d_opt: the players' optimizers.
     feature_fn: image-to-image runs with translate.features > 0: the frozen domain classifier's
       features, images [B, H, W, C] -> [B, 128] (else None).
+    text_encoder: model.text_pretrained: the pretrained caption reader's encoder params, which
+      G's and D's text encoders start from (loaded here, outside any trace; else None).
   """
   config: object
   source: data_lib.Source
@@ -139,6 +141,7 @@ class Run:
   g_opt: optax.GradientTransformation
   d_opt: optax.GradientTransformation
   feature_fn: Callable | None = None
+  text_encoder: dict | None = None
 
   @property
   def conditional(self) -> bool:
@@ -174,16 +177,11 @@ class Run:
                           ema=self.config.train.ema_decay > 0, penalty_config=self.config.penalty,
                           conditional=self.conditional, source_shape=self.source.input_shape,
                           text_length=self.source.arrays['text'].shape[1] if 'text' in self.source.arrays else 0,
-                          params_fn=self._pretrained_text() if self.config.model.text_pretrained else None)
+                          params_fn=self._with_text_encoder if self.text_encoder is not None else None)
 
-  def _pretrained_text(self) -> Callable[[dict], dict]:
-    """Params -> the same with the text encoders replaced by the pretrained caption reader."""
-    from gan_jax.metrics import evaluator
+  def _with_text_encoder(self, params: dict) -> dict:
     from gan_jax.models import text_pretraining
-    m = self.config.model
-    encoder = text_pretraining.load_or_train(self.config.data, evaluator.models_dir(self.config),
-                                             self.source.vocab_size, m.text_dim, m.text_encoder)
-    return lambda params: text_pretraining.with_encoder(params, encoder)
+    return text_pretraining.with_encoder(params, self.text_encoder)
 
   def step(self, phase: Phase, axis_name: str | None = None) -> PhaseStep:
     """The pure train step of `phase` (gan_jax.train.steps), with a progressive stage's real images
@@ -253,6 +251,12 @@ def build_run(config) -> Run:
   if config.translate.features:
     from gan_jax.metrics import evaluator  # The domain classifier, as the evaluation loads it.
     feature_fn = evaluator.domain_classifier(config, source, 'translate.features').feature_fn
-  run = Run(config, source, train_source, phases, g_opt, d_opt, feature_fn)
+  text_encoder = None
+  if config.model.text_pretrained and source.vocab_size:
+    from gan_jax.metrics import evaluator
+    from gan_jax.models import text_pretraining
+    text_encoder = text_pretraining.load_or_train(config.data, evaluator.models_dir(config), source.vocab_size,
+                                                  config.model.text_dim, config.model.text_encoder)
+  run = Run(config, source, train_source, phases, g_opt, d_opt, feature_fn, text_encoder)
   run.models()  # Model options are checked here, before any workdir is touched.
   return run
