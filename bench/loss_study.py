@@ -43,10 +43,11 @@ def draw_key(config: dict) -> tuple:
 
 
 def collect(directories: list[pathlib.Path], metric: str) -> dict[str, dict[tuple, list[report.Run]]]:
-  """loss -> draw -> its finished runs (one per seed), from every directory."""
+  """loss -> draw -> its ended runs (one per seed), from every directory: finished ones with the
+  metric, and diverged ones (non-finite values: their final counts as infinite)."""
   losses: dict[str, dict[tuple, list[report.Run]]] = {}
   for run in (r for directory in directories for r in report.find_runs(directory)):
-    if run.state != 'finished' or metric not in run.eval:
+    if not (run.state == 'diverged' or (run.state == 'finished' and metric in run.eval)):
       continue
     losses.setdefault(loss_of(run.config), {}).setdefault(draw_key(run.config), []).append(run)
   return losses
@@ -58,8 +59,16 @@ def _label(key: str) -> str:
 
 
 def final(run: report.Run, metric: str) -> float:
+  """The run's last evaluation of `metric`; infinite for a diverged run."""
+  if run.state == 'diverged':
+    return float('inf')
   series = run.eval[metric]
   return series[max(series)]
+
+
+def _value(x: float) -> str:
+  return f'{x:.1f}' if np.isfinite(x) else 'diverged'
+
 
 
 def summary(losses: dict, metric: str) -> tuple[str, dict[str, dict]]:
@@ -70,22 +79,27 @@ def summary(losses: dict, metric: str) -> tuple[str, dict[str, dict]]:
     if search:
       values = {key: final(run, metric) for key, run in search.items()}
       rows.append((min(values.values()), name, draws, search, values))
-  lines = [f'| loss | draws finished | best {metric} (seed 0) | its hyperparameters | median of the draws | '
+  lines = [f'| loss | draws ended (diverged) | best {metric} (seed 0) | its hyperparameters | median of the draws | '
            f'range of the draws | best draw over seeds (mean ± std, n) |', '|---|---|---|---|---|---|---|']
   best = {}
   for best_value, name, draws, search, values in sorted(rows, key=lambda row: row[0]):
     key = min(values, key=values.get)
     run = search[key]
     over_seeds = [final(r, metric) for r in draws[key]]
-    seeds_text = (f'{statistics.mean(over_seeds):.1f} ± {statistics.stdev(over_seeds):.1f} ({len(over_seeds)})'
-                  if len(over_seeds) > 1 else '-')
+    if len(over_seeds) < 2:
+      seeds_text = '-'
+    elif all(np.isfinite(over_seeds)):
+      seeds_text = f'{statistics.mean(over_seeds):.1f} ± {statistics.stdev(over_seeds):.1f} ({len(over_seeds)})'
+    else:
+      seeds_text = ', '.join(map(_value, over_seeds))
     hyper = {k: run.config[k] for k in SEARCHED if k in run.config}
     shown = ', '.join(f'{_label(k)}={v:.4g}' if isinstance(v, float) else f'{_label(k)}={v}'
                       for k, v in hyper.items()
                       if k not in ('loss', 'model.d_norm') and (not k.startswith('penalty.') or v))
     finals = list(values.values())
-    lines.append(f'| {name} | {len(finals)} | {best_value:.1f} | {shown} | {statistics.median(finals):.1f} | '
-                 f'{min(finals):.1f} - {max(finals):.1f} | {seeds_text} |')
+    diverged = sum(not np.isfinite(x) for x in finals)
+    lines.append(f'| {name} | {len(finals)} ({diverged}) | {_value(best_value)} | {shown} | '
+                 f'{_value(statistics.median(finals))} | {_value(min(finals))} - {_value(max(finals))} | {seeds_text} |')
     best[name] = {'overrides': hyper, 'finals': finals, 'best_run': str(run.path)}
   return '\n'.join(lines), best
 
@@ -97,14 +111,20 @@ def plots(losses: dict, best: dict, metric: str, out_dir: pathlib.Path) -> list[
   names = list(best)
   fig, ax = plt.subplots(figsize=(7, 4))
   rng = np.random.default_rng(0)
+  finite = [x for name in names for x in best[name]['finals'] if np.isfinite(x)]
+  top = max(finite) * 1.5 if finite else 1.0  # Where diverged draws are drawn (as x).
   for i, name in enumerate(names):
-    finals = best[name]['finals']
-    ax.scatter(i + rng.uniform(-0.15, 0.15, len(finals)), finals, s=18, alpha=0.7)
-    ax.hlines(statistics.median(finals), i - 0.3, i + 0.3, color='k', linewidth=1)
+    finals = np.asarray(best[name]['finals'])
+    jitter = i + rng.uniform(-0.15, 0.15, len(finals))
+    ok = np.isfinite(finals)
+    ax.scatter(jitter[ok], finals[ok], s=18, alpha=0.7)
+    ax.scatter(jitter[~ok], np.full((~ok).sum(), top), s=24, marker='x', color='k')
+    if np.isfinite(np.median(finals)):
+      ax.hlines(np.median(finals), i - 0.3, i + 0.3, color='k', linewidth=1)
   ax.set_xticks(range(len(names)), names, rotation=30)
   ax.set_ylabel(f'final {metric} (lower is better)')
   ax.set_yscale('log')
-  ax.set_title('every draw of the search, per loss (line: median)')
+  ax.set_title('every draw of the search, per loss (line: median; x at the top: diverged)')
   fig.tight_layout()
   strip = out_dir / 'loss_study_spread.png'
   fig.savefig(strip, dpi=100)
