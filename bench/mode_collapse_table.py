@@ -1,13 +1,15 @@
 """The mode-collapse table: our runs (mean +- standard error over seeds) next to published figures.
 
-  python bench/mode_collapse_table.py --ring=DIR --grid=DIR [--stacked=DIR] [--out=FILE]
+  python bench/mode_collapse_table.py --ring=DIR --grid=DIR [--stacked=DIR] [--out=FILE] [--curves=PNG]
 
 DIR is a sweep directory (e.g. of `launch.py --exp=unrolled:ring,compare --sweep
 --runner=vectorized --workdir=DIR`) or any folder of run directories. Each run's method is read
 from its config.json: WGAN-GP (wasserstein loss), GAN (unroll.steps 0) or unrolled k; its figures
 are its last evaluation in eval.jsonl (modes captured, high-quality %, reverse KL in nats; see
 gan_jax/metrics/modes.py). Compute is the wall time of the method's group as sweep.jsonl records
-it (vectorized: all seeds in one program). Prints the markdown and writes it to --out if given.
+it (vectorized: all seeds in one program). Prints the markdown and writes it to --out if given;
+--curves draws modes and high-quality % against iterations per method (mean over seeds, band from
+the lowest to the highest seed), ring and grid side by side.
 """
 import argparse
 import json
@@ -33,7 +35,7 @@ PUBLISHED_STACKED = (
     ('DCGAN, D = 1/4 G (PacGAN)', '78.5', '-'),
     ('Unrolled GAN k = 10, D = 1/4 G (PacGAN)', '327.2', '-'),
 )
-METHOD_ORDER = ('GAN', 'Unrolled k=1', 'Unrolled k=5', 'Unrolled k=10', 'Unrolled k=5, surrogate G loss', 'WGAN-GP')
+METHOD_ORDER = ('GAN', 'GAN, minimax G loss', 'Unrolled k=1', 'Unrolled k=5', 'Unrolled k=10', 'Unrolled k=5, surrogate G loss', 'WGAN-GP')
 
 
 def method_of(config: dict) -> str:
@@ -41,16 +43,16 @@ def method_of(config: dict) -> str:
     return 'WGAN-GP' if config['penalty']['gp'] > 0 else 'WGAN'
   k = config['unroll']['steps']
   name = 'GAN' if k == 0 else f'Unrolled k={k}'
-  if config.get('g_loss') == 'value':
-    name += ', surrogate G loss'
+  if config.get('g_loss') == 'value':  # The value function as G's loss: at k = 0 the minimax GAN.
+    name += ', surrogate G loss' if k else ', minimax G loss'
   return name + (' (stop-gradient)' if k and config['unroll']['stop_gradient'] else '')
 
 
 def _group_seconds(directory: pathlib.Path) -> dict[str, float]:
-  """{run workdir name: wall seconds of its group} from sweep.jsonl (last record per member)."""
+  """{run workdir name: wall seconds of its group} from every sweep.jsonl under `directory` (last
+  record per member), so one table can gather several sweep directories."""
   seconds = {}
-  path = directory / 'sweep.jsonl'
-  if path.exists():
+  for path in sorted(directory.rglob('sweep.jsonl')):
     for line in path.read_text().splitlines():
       try:
         record = json.loads(line)
@@ -80,6 +82,44 @@ def collect(directory: str) -> dict[str, dict]:
       entry['steps'] = max(entry['steps'], last)
       entry.setdefault(metric, []).append(values[last])
   return methods
+
+
+def curves(directory: str) -> dict[str, dict[str, dict[int, list[float]]]]:
+  """{method: {metric: {step: [value of each run evaluated at that step]}}} for the runs under `directory`."""
+  methods: dict[str, dict[str, dict[int, list[float]]]] = {}
+  for config_file in sorted(pathlib.Path(directory).rglob('config.json')):
+    entry = methods.setdefault(method_of(json.loads(config_file.read_text())), {})
+    for metric, values in report.read_jsonl(config_file.parent / 'eval.jsonl').items():
+      for step, value in values.items():
+        entry.setdefault(metric, {}).setdefault(step, []).append(value)
+  return methods
+
+
+def plot_curves(mixtures: dict[str, str], out: str) -> None:
+  """Modes and high-quality % against iterations, one line per method, one column per mixture."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(2, len(mixtures), figsize=(5 * len(mixtures), 6), squeeze=False)
+  for column, (name, directory) in enumerate(mixtures.items()):
+    methods = curves(directory)
+    for row, (metric, scale, label) in enumerate((('modes', 1.0, 'modes captured'),
+                                                  ('high_quality', 100.0, 'high-quality samples %'))):
+      ax = axes[row, column]
+      for method in _ordered(methods):
+        series = methods[method].get(metric, {})
+        steps = sorted(series)
+        values = [np.asarray(series[s]) * scale for s in steps]
+        line, = ax.plot(steps, [v.mean() for v in values], label=f'{method} ({len(values[-1]) if values else 0})')
+        ax.fill_between(steps, [v.min() for v in values], [v.max() for v in values], color=line.get_color(), alpha=0.15)
+      ax.set_xlabel('iteration')
+      ax.set_ylabel(label)
+      ax.set_title(f'{name}: {label}')
+      ax.grid(alpha=0.3)
+  axes[0, -1].legend(fontsize=8, title='method (runs)')
+  fig.tight_layout()
+  fig.savefig(out, dpi=100)
+  plt.close(fig)
 
 
 def mean_se(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -134,6 +174,7 @@ def main(argv: list[str] | None = None) -> str:
   parser.add_argument('--grid', required=True, help='runs on the 2D grid')
   parser.add_argument('--stacked', help='runs on Stacked MNIST')
   parser.add_argument('--out', help='markdown file to write')
+  parser.add_argument('--curves', help='PNG file: modes and high-quality % against iterations, ring and grid')
   args = parser.parse_args(argv)
   text = ('2D mixtures, last evaluation of each run (2,500 samples; mean ± standard error over seeds):\n\n'
           + table_2d(collect(args.ring), collect(args.grid)) + '\n')
@@ -142,6 +183,8 @@ def main(argv: list[str] | None = None) -> str:
         collect(args.stacked)) + '\n'
   if args.out:
     pathlib.Path(args.out).write_text(text)
+  if args.curves:
+    plot_curves({'ring': args.ring, 'grid': args.grid}, args.curves)
   print(text)
   return text
 

@@ -163,7 +163,8 @@ def test_options_and_sweeps():
   grid = experiments.load_config('unrolled:grid')
   assert (ring.data.name, grid.data.name, ring.model.name, ring.unroll.steps) == ('ring', 'grid', 'mlp', 5)
   assert ring.eval.metrics == ('modes',) and ring.eval.mixture_samples == 2500
-  assert (ring.optim.decay, grid.optim.decay, ring.train.steps) == ('cosine', 'cosine', 10_000)
+  assert (ring.optim.decay, grid.optim.decay, ring.train.steps, grid.train.steps) == ('cosine', 'cosine', 60_000, 60_000)
+  assert (ring.g_loss, grid.g_loss) == ('value', 'value')  # Metz et al.'s surrogate G objective.
   m = ring.model  # Metz et al.'s 2D networks; `small` the earlier width-64 ones for both players.
   assert (m.hidden, m.layers, m.d_hidden, m.d_layers, m.d_input_scale, m.z_dim) == (128, 2, 128, 1, 0.25, 256)
   small = experiments.load_config('unrolled:ring,small').model
@@ -182,8 +183,7 @@ def test_options_and_sweeps():
       (k, s) for k in (0, 1, 5, 10) for s in range(10)}
   compare = sweep.make_members(module.get_sweep('ring,compare'), ring)
   assert len(compare) == 50
-  methods = {(m.values.get('loss', 'non_saturating'), m.values.get('g_loss', ''), m.values['unroll.steps'])
-             for m in compare}
+  methods = {(m.values.get('loss', 'non_saturating'), m.values['g_loss'], m.values['unroll.steps']) for m in compare}
   assert methods == {('non_saturating', '', 0), ('non_saturating', '', 5), ('non_saturating', '', 10),
                      ('non_saturating', 'value', 5), ('wasserstein', '', 0)}
 
@@ -219,6 +219,7 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
       run = tmp_path / f'{method}-{seed}'
       run.mkdir()
       ring.unroll.steps = 0 if method == 'GAN' else 5
+      ring.g_loss = ''  # The non-saturating G loss.
       ring.train.seed = seed
       (run / 'config.json').write_text(ring.to_json())
       (run / 'status.json').write_text(json.dumps({'status': 'finished', 'step': 2000}))
@@ -232,4 +233,8 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   assert rows['GAN'][1] == f'{7 / 3:.1f} ± {se:.1f}'
   assert rows['GAN'][2] == f'{100 * (0.99 + 0.95 + 0.90) / 3:.1f} ± {100 * np.std([0.99, 0.95, 0.9], ddof=1) / np.sqrt(3):.1f}'
   assert rows['Unrolled k=5'][1] == '7.5 ± 0.5'
+  series = table.curves(str(tmp_path))
+  assert series['GAN']['modes'] == {1000: [0.0, 0.0, 0.0], 2000: [1.0, 2.0, 4.0]}
+  table.plot_curves({'ring': str(tmp_path), 'grid': str(tmp_path)}, str(tmp_path / 'curves.png'))
+  assert (tmp_path / 'curves.png').stat().st_size > 10_000
   assert '*published:* Unrolled GAN (VEEGAN Table 1)' in rows
