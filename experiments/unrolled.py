@@ -51,9 +51,9 @@ channels (`d_quarter`, the default: Metz et al.'s 1/4-size D) or 32 (`d_half`), 
 Expected result (3 seeds, 60,000 iterations, about 27 minutes for the 3 on one core): as shipped,
 unrolled k = 5 covers all 8 ring modes from iteration 5,000 on and ends with 90-96 % of the
 samples high quality (seed 0: 8 modes, 94.8 %; target >= 90 % met). The non-saturating GAN
-collapses early, as Metz et al. (2017) report (0-3 of 8 modes over its first 10,000 iterations;
+collapses early, as Metz et al. (2017) report (0-1 of 8 modes at 5,000 iterations, none at 10,000 in 2 of 3 seeds;
 with a 10,000-iteration budget it ends there, 0.5 of 8 over 10 seeds), but with 60,000 iterations
-of a decaying learning rate it spreads over all 8 by iteration 15,000 and ends as sharp (92-96 %):
+of a decaying learning rate it spreads over all 8 by iteration 15,000 and ends as sharp (91-96 %):
 at this budget unrolling buys coverage from the start, not a better end state. On the grid the
 shipped settings find 22-25 of the 25 modes at 23-55 % high quality: the 25/25 at >= 90 % target
 is NOT met by unrolling; WGAN-GP (the `compare` row) meets it (25 of 25 in every seed, 92 %).
