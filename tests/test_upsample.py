@@ -36,7 +36,7 @@ def test_subpixel_gradients_match():
 
 @pytest.mark.parametrize('side, c_in, c_out', [(7, 8, 4), (14, 5, 1), (4, 3, 6)])
 def test_matmul_kernel_gradient_equals_autodiff(side, c_in, c_out):
-  """The CPU kernel gradient (sixteen strided slices of dy, one matrix product) is autodiff's, for odd and even
+  """The CPU kernel gradient (the sixteen strided views of dy in one matrix product) is autodiff's, for odd and even
   sides and one output channel; the whole custom VJP (dx and dkernel) too."""
   x = jax.random.normal(jax.random.key(0), (3, side, side, c_in))
   kernel = jax.random.normal(jax.random.key(1), (4, 4, c_in, c_out))

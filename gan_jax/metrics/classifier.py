@@ -219,7 +219,8 @@ def load(dataset: str, models_dir: str = 'models') -> Classifier:
     raise UserError(f'{meta_path} is not classifier metadata ({e}); {retrain}') from None
   if version != ARCH_VERSION:
     raise UserError(f'{params_path} is architecture version {version}, this code needs {ARCH_VERSION}; {retrain}')
-  template = CNN(WIDTHS[dataset]).init(jax.random.key(0), jnp.zeros((1,) + IMAGE_SHAPES[dataset], jnp.float32))
+  # Shapes only: initializing the network eagerly would compile each layer's initializer (seconds).
+  template = jax.eval_shape(CNN(WIDTHS[dataset]).init, jax.random.key(0), jnp.zeros((1,) + IMAGE_SHAPES[dataset], jnp.float32))
   with open(params_path, 'rb') as f:
     raw = f.read()
   try:

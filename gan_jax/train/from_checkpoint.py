@@ -104,7 +104,7 @@ def load_latest(config, workdir: pathlib.Path) -> Trained:
     raise UserError(f'the config differs from the one saved in {workdir} in keys that change shapes '
                     f'({"; ".join(diffs)}); use the saved values')
   run = run_lib.build_run(config)
-  state = _restore(workdir, run.init_state(jax.random.key(0)))
+  state = _restore(workdir, jax.jit(run.init_state)(jax.random.key(0)))  # The template; jitted: see loop.py.
   step = int(state.step)
   phase = schedule_lib.phase_at(run.phases, step)
   sampler, alpha = run.sampler(phase), phase.alpha(step)
