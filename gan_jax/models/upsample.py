@@ -13,7 +13,7 @@ computes that gradient as one matrix product instead: kernel tap t (along an axi
 pixel m to output pixel 2m + 2 - t, so dkernel[t, u] = x^T . dy[2m+2-t, 2n+2-u], the sixteen
 strided views of dy contracted with x in one [C_in, N*H*W] x [N*H*W, 16*C_out] product. The views
 are read as four unit-stride windows of dy's pixel pairs (dy reshaped to [N, H+1, 2, W+1, 2, C]
-after padding) rather than sixteen strided slices: the same product, but a third of the compile
+after padding) rather than sixteen strided slices: the same product, in a third to a half of the compile
 time (each strided slice became its own CPU kernel) and no slower. Other backends keep autodiff's
 gradient (`lax.platform_dependent`).
 
