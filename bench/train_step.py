@@ -2,7 +2,8 @@
 
   python bench/train_step.py                       # vanilla (DCGAN, MNIST, batch 64)
   python bench/train_step.py --exp=wgan_gp --steps=20 --config.data.batch_size=128
-  python bench/train_step.py --lanes=3             # 3 seeds in one vmapped program (--runner=vectorized)
+  python bench/train_step.py --lanes=3             # 3 seeds in one program (--runner=vectorized)
+  python bench/train_step.py --lanes=4 --lane_mapping=vmap,unrolled  # how the lanes are computed, side by side
   python bench/train_step.py --exp=all --repeats=2  # the compile-time table: every shipped experiment
                                                    # (and each `--variants` option), one row each
 
@@ -35,16 +36,20 @@ flags.DEFINE_list('variants', ['vanilla:ring', 'wgan_gp:ring', 'unrolled:grid', 
                   "With --exp=all: experiment options timed besides each experiment's default.")
 flags.DEFINE_integer('steps', 20, 'Iterations per timed program (one jit call).')
 flags.DEFINE_integer('repeats', 5, 'Timed programs; the median is reported.')
-flags.DEFINE_integer('lanes', 1, 'Runs (seeds 0..lanes-1) in one vmapped program, as --runner=vectorized trains them.')
+flags.DEFINE_integer('lanes', 1, 'Runs (seeds 0..lanes-1) in one program, as --runner=vectorized trains them.')
+flags.DEFINE_list('lane_mapping', ['auto'], "With --lanes > 1: how the lanes are computed, one row each: 'auto' "
+                  "(the trainer's choice on this backend), 'vmap', 'unrolled' or 'chunks' "
+                  '(gan_jax/train/program.py, lane_mapping).')
 FLAGS = flags.FLAGS
 
 
-def measure(config, steps: int, repeats: int, lanes: int = 1) -> dict:
+def measure(config, steps: int, repeats: int, lanes: int = 1, mapping: str | None = None) -> dict:
   """Compile seconds and the median time per iteration of `repeats` blocks of `steps` iterations
-  of `lanes` runs in one program (an iteration advances every lane by one step)."""
+  of `lanes` runs in one program (an iteration advances every lane by one step), the lanes computed
+  as `mapping` says (None: the trainer's choice)."""
   run = run_lib.build_run(config)
   phase = run.phases[0]
-  program = program_lib.Program(run, phase, program_lib.Layout(lanes), on_device=True)
+  program = program_lib.Program(run, phase, program_lib.Layout(lanes), on_device=True, mapping=mapping)
   if lanes == 1:
     state, key = run.init_state(jax.random.key(0)), jax.random.key(1)
   else:
@@ -77,16 +82,19 @@ def main(argv):
   print(f'machine: {platform.machine()}, {os.cpu_count()} cores, load average '
         f'{", ".join(f"{x:.2f}" for x in os.getloadavg())}; jax {jax.__version__}; {device.platform} '
         f'x{jax.device_count()}')
-  print('| experiment | batch | d_steps | dtype | G upsample | lanes | compile (s) | ms / iteration | '
-        'iterations / s | run-iterations / s |')
-  print('|---|---|---|---|---|---|---|---|---|---|')
+  print('| experiment | batch | d_steps | dtype | G upsample | lanes | lane mapping | compile (s) | '
+        'ms / iteration | iterations / s | run-iterations / s |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
   for exp in exps:
     config = experiments.load_config(exp)
     config_lib.apply_overrides(config, OVERRIDES)
-    r = measure(config, FLAGS.steps, FLAGS.repeats, FLAGS.lanes)
-    print(f'| {exp} | {config.data.batch_size} | {config.train.d_steps} | {config.train.dtype} | '
-          f'{config.model.upsample} | {FLAGS.lanes} | {r["compile_s"]:.1f} | {r["ms_per_iter"]:.1f} | '
-          f'{r["iters_per_s"]:.1f} | {FLAGS.lanes * r["iters_per_s"]:.1f} |', flush=True)
+    for mapping in FLAGS.lane_mapping if FLAGS.lanes > 1 else ['-']:
+      chosen = program_lib.lane_mapping(config.model.name, FLAGS.lanes) if mapping == 'auto' else mapping
+      r = measure(config, FLAGS.steps, FLAGS.repeats, FLAGS.lanes, None if mapping == '-' else chosen)
+      print(f'| {exp} | {config.data.batch_size} | {config.train.d_steps} | {config.train.dtype} | '
+            f'{config.model.upsample} | {FLAGS.lanes} | {chosen} | {r["compile_s"]:.1f} | '
+            f'{r["ms_per_iter"]:.1f} | {r["iters_per_s"]:.1f} | {FLAGS.lanes * r["iters_per_s"]:.1f} |',
+            flush=True)
 
 
 if __name__ == '__main__':

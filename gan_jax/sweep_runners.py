@@ -487,14 +487,9 @@ def run_vectorized(jobs: list[Job], table: Table, options: RunnerOptions) -> Non
 
 def _run_group(members: list[Job], table: Table) -> None:
   """Trains `members` (claimed by this process) as the lanes of one program."""
-  import jax
   from gan_jax.train import loop
   logging.info('sweep: %d member(s) as one vectorized program: %s', len(members),
                ', '.join(job.member.name for job in members))
-  if len(members) > 1 and jax.default_backend() == 'cpu' and members[0].config.model.name != 'mlp':
-    logging.warning('sweep: on a CPU, vmapped convolutions train each member about 2.3x slower than one run '
-                    'alone (DCGAN and ProGAN, 3 lanes: BUILD.md, "Vectorized sweeps"); --runner=sequential or '
-                    '--runner=processes is faster here')
   for job in members:
     table.started(job)
   pending = dict(enumerate(members))

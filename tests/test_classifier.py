@@ -144,8 +144,8 @@ def test_load_errors_give_train_command(tmp_path):
 def test_train_from_scratch_is_accurate_and_deterministic(tmp_path):
   train_images, train_labels = _load_data('mnist', 'train')
   test_images, test_labels = _load_data('mnist', 'test')
-  accuracy = classifier.train('mnist', models_dir=str(tmp_path), epochs=2)
-  assert accuracy > 0.98
+  accuracy = classifier.train('mnist', models_dir=str(tmp_path), epochs=1)
+  assert accuracy > 0.97  # One epoch; the shipped model trains DEFAULT_EPOCHS (models/mnist_classifier.json).
   _, meta_path = classifier.model_paths('mnist', str(tmp_path))
   with open(meta_path) as f:
     assert json.load(f)['test_accuracy'] == accuracy

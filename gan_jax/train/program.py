@@ -4,8 +4,10 @@
 
   iteration(state, metric_sums, data, fade, key)    one run on one device: draw the real batches,
       |                                            run the phase's pure train step, add its metrics
-  jax.vmap over runs (lanes)                        only when several runs share the program
-      |                                            (lax.map over chunks of them for MLPs on CPU)
+  over the runs (lanes)                             only when several runs share the program:
+      |                                            jax.vmap, or on CPU (lane_mapping) one copy of
+      |                                            the iteration per lane (convolutional models) or
+      |                                            lax.map over vmapped chunks (big MLP groups)
   jax.shard_map over the device mesh                only when there are several devices: the
       |                                            global batch split over 'batch' (data parallel)
       |                                            or, for a group, its runs split over 'runs'
@@ -27,9 +29,7 @@ which statistics are global (gradients, BatchNorm, minibatch stddev).
 
 Why no lax.scan over iterations: XLA:CPU runs convolution gradients inside a loop body an order
 of magnitude slower than at the top level of a program, and asynchronously dispatched iterations
-cost nothing measurable on GPU. On CPU, MLP groups of more than CPU_MLP_CHUNK runs are computed
-CPU_MLP_CHUNK runs at a time (`lax.map` over vmapped chunks): 64 vmapped 2D-ring runs have working
-sets far beyond the caches (132 run-iterations/s measured, chunks of 8: 200, as fast as one run).
+cost nothing measurable on GPU. For the same reason lanes are mapped per backend (lane_mapping).
 """
 import dataclasses
 import json
@@ -195,20 +195,19 @@ class Program:
 
   data: the train source's arrays (on_device: put_shared) or a host batch (Layout.host_batch).
   fade: the phase's float32 [2] fade-in bounds (Phase.fade).
+  mapping: how a device computes several lanes (a lane_mapping name); None: lane_mapping's choice.
   """
 
-  def __init__(self, run: Run, phase: Phase, layout: Layout, on_device: bool):
+  def __init__(self, run: Run, phase: Phase, layout: Layout, on_device: bool, mapping: str | None = None):
     self.run, self.phase, self.layout, self.on_device = run, phase, layout, on_device
     self._compiled = None
     self._zeros = None
     iteration = iteration_fn(run, phase, on_device, layout.step_axis, layout.per_device(phase.batch.batch_size))
     mapped = iteration
     if layout.lanes > 1:
-      data_axis = None if on_device else 0
       runs_per_device = layout.lanes // layout.devices if layout.axis == RUNS else layout.lanes
-      chunk = (CPU_MLP_CHUNK if jax.default_backend() == 'cpu' and run.config.model.name == 'mlp'
-               and runs_per_device > CPU_MLP_CHUNK else None)
-      mapped = over_runs(iteration, data_axis, chunk)
+      mapped = over_runs(iteration, None if on_device else 0,
+                         mapping or lane_mapping(run.config.model.name, runs_per_device))
     if layout.mesh is not None:
       if layout.axis == RUNS:
         data_spec = P() if on_device else P(RUNS)
@@ -276,12 +275,41 @@ def iteration_fn(run: Run, phase: Phase, on_device: bool, axis_name: str | None 
   return iteration
 
 
-def over_runs(iteration, data_axis: int | None, chunk: int | None):
+def lane_mapping(model_name: str, runs_per_device: int) -> str:
+  """How one device computes its group's lanes, as measured on each backend:
+
+  'vmap': one batched program (GPU/TPU; small MLP groups on CPU).
+  'unrolled': one copy of the iteration per lane in the program (convolutional models on CPU: vmap
+      turns each lane's convolutions into grouped convolutions, which XLA:CPU runs several times
+      slower per lane than separate ones; compile time grows with the lanes instead).
+  'chunks': lax.map over vmapped chunks of CPU_MLP_CHUNK lanes (MLP groups of more than
+      CPU_MLP_CHUNK on CPU: 64 vmapped 2D-ring runs have working sets far beyond the caches, 132
+      run-iterations/s measured, chunks of 8: 200, as fast as one run).
+  """
+  if jax.default_backend() != 'cpu':
+    return 'vmap'
+  if model_name != 'mlp':
+    return 'unrolled'
+  return 'chunks' if runs_per_device > CPU_MLP_CHUNK else 'vmap'
+
+
+def over_runs(iteration, data_axis: int | None, mapping: str, chunk: int = CPU_MLP_CHUNK):
   """`iteration(state, sums, data, fade, key)` over a leading runs axis of state, sums, key (and of
-  the data when each run draws its own batches on the host): one vmap, or `lax.map` over chunks of
-  `chunk` vmapped runs (the same values; the last chunk may be smaller)."""
-  if chunk is None:
+  the data when each run draws its own batches on the host), computed as `mapping` says
+  (lane_mapping; 'chunks' of `chunk` runs, the last one may be smaller). Every mapping gives the
+  same values."""
+  if mapping == 'vmap':
     return jax.vmap(iteration, in_axes=(0, 0, data_axis, None, 0))
+  if mapping == 'unrolled':
+
+    def unrolled(state, sums, data, fade, keys):
+      lanes = []
+      for lane in range(keys.shape[0]):
+        take = lambda tree: jax.tree.map(lambda x: x[lane], tree)  # pylint: disable=cell-var-from-loop
+        lanes.append(iteration(take(state), take(sums), data if data_axis is None else take(data), fade, keys[lane]))
+      return stack(lanes)
+
+    return unrolled
 
   def chunked(state, sums, data, fade, keys):
     if data_axis is None:
