@@ -19,9 +19,9 @@ load from other processes is not shared alike.
 With --seeds=N (the seeds-per-hour view) JAX trains seeds seed .. seed + N - 1 as ONE vectorized
 program (the project's `--runner=vectorized`; on CPU one copy of the iteration per run, see
 program.lane_mapping) for N x budget_s, and PyTorch trains the same N seeds one after the other for
-budget_s each, so both get the same total wall-clock. A threshold counts as reached when EVERY seed's snapshot is at or below it: for
-JAX the first snapshot where all lanes are; for PyTorch the sum over seeds of each run's time to
-it (the sequential runs would stop there). Seeds per hour = N x 3600 / that time.
+budget_s each, so both get the same total wall-clock. A threshold counts as reached when EVERY
+seed's snapshot is at or below it: for JAX the first snapshot where all lanes are; for PyTorch the
+sum over seeds of each run's time to it (the sequential runs would stop there). Seeds per hour = N x 3600 / that time.
 """
 import math
 import os

@@ -258,7 +258,7 @@ def test_every_lane_mapping_equals_one_vmap(exp, mapping, runs, on_device, data_
   data_axis = None if on_device else 0
   expected = jax.jit(program_lib.over_runs(iteration, data_axis, 'vmap'))(state, sums, data, phase.fade, keys)
   got = jax.jit(program_lib.over_runs(iteration, data_axis, mapping, chunk=3))(state, sums, data, phase.fade, keys)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got, expected)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, expected)
   d_params = jax.tree.leaves(expected[0].d.params)[0]
   assert not np.allclose(d_params[0], d_params[1])  # The runs differ, so a mixed-up lane would show.
 
