@@ -1,6 +1,6 @@
 """The loss study's results (experiments/loss_study.py): best FD per loss, the spread over the search, the seeds.
 
-  python bench/loss_study.py --sweep=DIR [--seeds_sweep=DIR2] [--metric=classifier_fd] [--out=FILE]
+  python bench/loss_study.py --sweep=DIR [--seeds_sweep=DIR2] [--records=DIR3] [--metric=classifier_fd] [--out=FILE]
 
 DIR holds the runs of `launch.py --exp=loss_study[:fashion_mnist] --sweep`; DIR2, once run, those of
 `launch.py --exp=loss_study:best --sweep` (each loss's best draw with seeds 1 and 2). Each run's
@@ -12,10 +12,15 @@ loss is named from its config (`loss_of`). Prints and writes (into DIR):
     against training wall-clock of each loss's best draw;
   - best.json: each loss's best draw as config overrides; copied to
     docs/results/loss_study/best_<data>.json, it is what `loss_study:best` runs with other seeds.
+With --records, the ended runs' record files (RECORD_FILES: config, status, metric series; no
+checkpoints or samples) are also read from DIR3 and every ended run of DIR and DIR2 is copied there:
+committed (docs/results/loss_study/runs_<data>), they keep a search that spans machines whole, and
+copied back into a sweep directory they mark its members as done (the sweep skips finished members).
 """
 import argparse
 import json
 import pathlib
+import shutil
 import statistics
 import sys
 
@@ -26,6 +31,7 @@ from gan_jax import report  # pylint: disable=wrong-import-position
 
 SEARCHED = ('optim.g.lr', 'optim.d.lr', 'optim.g.b1', 'optim.d.b1', 'train.d_steps', 'penalty.clip', 'penalty.gp',
             'penalty.dragan', 'loss', 'model.d_norm')
+RECORD_FILES = ('config.json', 'status.json', 'metrics.jsonl', 'eval.jsonl')  # All that report.Run reads.
 
 
 def loss_of(config: dict) -> str:
@@ -44,13 +50,31 @@ def draw_key(config: dict) -> tuple:
 
 def collect(directories: list[pathlib.Path], metric: str) -> dict[str, dict[tuple, list[report.Run]]]:
   """loss -> draw -> its ended runs (one per seed), from every directory: finished ones with the
-  metric, and diverged ones (non-finite values: their final counts as infinite)."""
-  losses: dict[str, dict[tuple, list[report.Run]]] = {}
+  metric, and diverged ones (non-finite values: their final counts as infinite). A run found in
+  several directories (the same searched values and seed) counts once: the last found."""
+  ended = {}
   for run in (r for directory in directories for r in report.find_runs(directory)):
-    if not (run.state == 'diverged' or (run.state == 'finished' and metric in run.eval)):
-      continue
+    if run.state == 'diverged' or (run.state == 'finished' and metric in run.eval):
+      ended[draw_key(run.config) + (run.config['train.seed'],)] = run
+  losses: dict[str, dict[tuple, list[report.Run]]] = {}
+  for run in ended.values():
     losses.setdefault(loss_of(run.config), {}).setdefault(draw_key(run.config), []).append(run)
   return losses
+
+
+def save_records(losses: dict, records: pathlib.Path) -> int:
+  """Copies each ended run's RECORD_FILES to records/<its directory name>; returns how many were new."""
+  new = 0
+  for run in (r for draws in losses.values() for runs in draws.values() for r in runs):
+    target = records / run.path.name
+    if run.path.resolve() == target.resolve():
+      continue
+    new += not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+      if (run.path / name).exists():
+        shutil.copyfile(run.path / name, target / name)
+  return new
 
 
 def _label(key: str) -> str:
@@ -151,20 +175,28 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--sweep', required=True, help='the loss-study sweep directory (the search)')
   parser.add_argument('--seeds_sweep', help="the directory of `--exp=loss_study:best --sweep` (the best draws' other seeds)")
+  parser.add_argument('--records', help='the committed record directory: read, and updated with the ended runs')
   parser.add_argument('--metric', default='classifier_fd')
   parser.add_argument('--out', help='markdown file (default: <sweep>/loss_study.md)')
   args = parser.parse_args()
   directory = pathlib.Path(args.sweep)
-  losses = collect([directory] + ([pathlib.Path(args.seeds_sweep)] if args.seeds_sweep else []), args.metric)
+  sources = [directory] + ([pathlib.Path(args.seeds_sweep)] if args.seeds_sweep else [])
+  records = pathlib.Path(args.records) if args.records else None
+  if records and records.is_dir() and any(records.iterdir()):
+    sources.insert(0, records)  # Live runs, found later, win over their copies.
+  losses = collect([s for s in sources if s.is_dir()], args.metric)
   if not losses:
     raise SystemExit(f'no finished run with {args.metric} under {directory}')
   text, best = summary(losses, args.metric)
+  directory.mkdir(parents=True, exist_ok=True)  # Absent when only records were read.
   figures = plots(losses, best, args.metric, directory)
   (directory / 'best.json').write_text(json.dumps({k: v['overrides'] for k, v in best.items()}, indent=2) + '\n')
   text += '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in figures)
   out = pathlib.Path(args.out) if args.out else directory / 'loss_study.md'
   out.write_text(text + '\n')
   print(text)
+  if records:
+    print(f'{save_records(losses, records)} new run record(s) in {records}')
   print(f'\nwrote {out}, {directory / "best.json"} and {", ".join(str(p) for p in figures)}')
 
 

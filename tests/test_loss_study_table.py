@@ -41,7 +41,7 @@ def _sweeps(tmp_path):
       _write_run(search / f'{loss}-{i}', {'loss': loss, **draw}, status, series)
   _write_run(search / 'hinge-running', {'loss': 'hinge', 'optim.g.lr': 7e-4}, 'running', [10.0])
   for seed, fd in ((1, 34.0), (2, 38.0)):
-    _write_run(seeds / f'hinge-{seed}', {'loss': 'hinge', **draws[1], 'train.seed': seed}, 'finished', [500.0, 200.0, fd])
+    _write_run(seeds / f'hinge-seed{seed}', {'loss': 'hinge', **draws[1], 'train.seed': seed}, 'finished', [500.0, 200.0, fd])
   return search, seeds
 
 
@@ -72,3 +72,19 @@ def test_the_command_writes_the_page_best_draws_and_both_plots(sweeps, monkeypat
   for name in ('loss_study_spread.png', 'loss_study_best_vs_time.png'):
     assert (search / name).stat().st_size > 5_000
   assert 'wrote' in capsys.readouterr().out
+
+
+def test_records_keep_the_ended_runs_and_alone_give_the_same_table(sweeps, monkeypatch, tmp_path):
+  """--records copies the ended runs (not the running one) and, read on another machine without
+  the sweep directories, they give the same table; a run in both places counts once."""
+  table = _table_module()
+  search, seeds = sweeps
+  records = tmp_path / 'records'
+  monkeypatch.setattr('sys.argv', ['loss_study.py', f'--sweep={search}', f'--seeds_sweep={seeds}', f'--records={records}'])
+  table.main()
+  assert sorted(p.name for p in records.iterdir()) == sorted(
+      [f'{loss}-{i}' for loss in ('hinge', 'least_squares') for i in range(3)] + ['hinge-seed1', 'hinge-seed2'])
+  assert sorted(p.name for p in (records / 'hinge-seed1').iterdir()) == ['config.json', 'eval.jsonl', 'status.json']
+  expected = table.summary(table.collect(list(sweeps), 'classifier_fd'), 'classifier_fd')[0]
+  assert table.summary(table.collect([records], 'classifier_fd'), 'classifier_fd')[0] == expected
+  assert table.summary(table.collect([records, search, seeds], 'classifier_fd'), 'classifier_fd')[0] == expected
