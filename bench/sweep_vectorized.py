@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from absl import logging as absl_logging  # noqa: E402
 import jax  # noqa: E402
 
 from gan_jax import logging as log_lib  # noqa: E402
@@ -54,6 +55,7 @@ def main() -> None:
   parser.add_argument('--steps', type=int, default=200)
   parser.add_argument('--sequential_runs', type=int, default=8)
   args = parser.parse_args()
+  absl_logging.use_absl_handler()  # As under absl's app.run: gan_jax's progress lines, libraries' warnings.
   log_lib.quiet_library_logs()
   spec = {'product': {'train.seed': list(range(args.runs))}}
   overrides = [('log.wandb', 'disabled'), ('train.steps', str(args.steps)), ('train.log_every', str(args.steps // 4)),

@@ -2,6 +2,7 @@
 
   python bench/time_to_quality.py [--budget_s=900] [--every_s=60] [--thresholds=50,25,15] [--seed=0]
   python bench/time_to_quality.py --seeds=4 --budget_s=300 --thresholds=150   # the seeds-per-hour view
+  python bench/time_to_quality.py --batch=512 --budget_s=120 --every_s=15       # a GPU (PyTorch on cuda too)
 
 Both train the vanilla experiment's GAN (MNIST, DCGAN G and D with 64 channels, non-saturating loss,
 Adam 2e-4 / 0.5, batch 64) for the same wall-clock budget on this machine: JAX through the project's
@@ -50,6 +51,7 @@ flags.DEFINE_list('thresholds', ['50', '25', '15'], 'Classifier FD thresholds to
 flags.DEFINE_integer('seed', 0, 'Seed of the real-batch order, the latents and the initialisations.')
 flags.DEFINE_integer('num_samples', 10_000, 'Samples per snapshot.')
 flags.DEFINE_integer('seeds', 1, 'Seeds to train (>1: the seeds-per-hour view, JAX vectorized, PyTorch sequential).')
+flags.DEFINE_integer('batch', 0, "Batch size of both implementations (0: the vanilla experiment's, 64); larger on a GPU.")
 flags.DEFINE_integer('threads', 0, "PyTorch intra-op threads (0: torch's default, the machine's cores).")
 FLAGS = flags.FLAGS
 SAMPLE_BATCH = 500
@@ -58,6 +60,8 @@ SAMPLE_BATCH = 500
 def config():
   c = experiments.load_config('vanilla', [('data.on_device', 'false'), ('log.wandb', 'disabled')])
   c.train.seed = FLAGS.seed
+  if FLAGS.batch:
+    c.data.batch_size = FLAGS.batch
   return c
 
 
@@ -137,22 +141,24 @@ def train_torch(run, snapshots: list[float], seed: int) -> list[tuple[float, int
   if FLAGS.threads:
     torch.set_num_threads(FLAGS.threads)
   torch.manual_seed(seed)
+  device = 'cuda' if torch.cuda.is_available() else 'cpu'
   c = run.config
   g = torch_dcgan.Generator(28, 1, c.model.z_dim, c.model.g_channels)
   d = torch_dcgan.Discriminator(28, 1, c.model.d_channels, batch_norm=True)
   init_like_flax(g)
   init_like_flax(d)
+  g, d = g.to(device), d.to(device)
   g_opt = torch.optim.Adam(g.parameters(), c.optim.g.lr, (c.optim.g.b1, c.optim.g.b2))
   d_opt = torch.optim.Adam(d.parameters(), c.optim.d.lr, (c.optim.d.b1, c.optim.d.b2))
-  z_fixed = torch.from_numpy(fixed_latents(c.model.z_dim))
+  z_fixed = torch.from_numpy(fixed_latents(c.model.z_dim)).to(device)
   batch = c.data.batch_size
   out, trained, step = [], 0.0, 0
   started = time.perf_counter()
   for target in snapshots:
     while trained + time.perf_counter() - started < target:
-      real = torch.from_numpy(real_batch(run.train_source, seed, step, batch)).permute(0, 3, 1, 2)
+      real = torch.from_numpy(real_batch(run.train_source, seed, step, batch)).permute(0, 3, 1, 2).to(device)
       with torch.no_grad():
-        fake = g(torch.randn(batch, c.model.z_dim))
+        fake = g(torch.randn(batch, c.model.z_dim, device=device))
       d_real, d_fake = d(real), d(fake)
       d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                 + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
@@ -160,17 +166,19 @@ def train_torch(run, snapshots: list[float], seed: int) -> list[tuple[float, int
       d_loss.backward()
       d_opt.step()
       d.requires_grad_(False)
-      d_gen = d(g(torch.randn(batch, c.model.z_dim)))
+      d_gen = d(g(torch.randn(batch, c.model.z_dim, device=device)))
       g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
       g_opt.zero_grad(set_to_none=True)
       g_loss.backward()
       g_opt.step()
       d.requires_grad_(True)
       step += 1
+    if device == 'cuda':
+      torch.cuda.synchronize()
     trained += time.perf_counter() - started
     g.eval()  # Sampling as the project samples: BatchNorm with its running statistics.
     with torch.no_grad():
-      images = np.concatenate([g(z_fixed[i:i + SAMPLE_BATCH]).permute(0, 2, 3, 1).numpy()
+      images = np.concatenate([g(z_fixed[i:i + SAMPLE_BATCH]).permute(0, 2, 3, 1).cpu().numpy()
                                for i in range(0, len(z_fixed), SAMPLE_BATCH)])
     g.train()
     out.append((trained, step, images))
@@ -258,8 +266,8 @@ def main(argv):
   import torch
   print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average '
         f'{", ".join(f"{x:.2f}" for x in os.getloadavg())}; jax {jax.__version__} ({jax.default_backend()}), '
-        f'torch {torch.__version__} ({torch.get_num_threads()} threads); budget {FLAGS.budget_s:.0f} s per seed, '
-        f'a snapshot every {FLAGS.every_s:.0f} s; {FLAGS.seeds} seed(s)', flush=True)
+        f'torch {torch.__version__} ({"cuda" if torch.cuda.is_available() else f"{torch.get_num_threads()} threads"}); budget {FLAGS.budget_s:.0f} s per seed, '
+        f'a snapshot every {FLAGS.every_s:.0f} s; {FLAGS.seeds} seed(s), batch {run.config.data.batch_size}', flush=True)
   if FLAGS.seeds > 1:
     seeds_per_hour(run)
   else:
