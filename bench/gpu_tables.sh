@@ -47,7 +47,7 @@ run() {  # run LIMIT_S TITLE COMMAND...: prints the title, then the command's ou
   echo '```'
   echo "$*"
   echo '```'
-XX
+  timeout --signal=INT "$seconds" "$@" 2> >(grep -v -E '^([IW][0-9]{4} |WARNING: Logging before)' >&2)
   local status=$?
   if [[ $status == 124 ]]; then
     echo "(stopped at the ${seconds} s limit: rows above are complete, the rest did not run)"
