@@ -31,6 +31,9 @@ from gan_jax import report  # pylint: disable=wrong-import-position
 
 SEARCHED = ('optim.g.lr', 'optim.d.lr', 'optim.g.b1', 'optim.d.b1', 'train.d_steps', 'penalty.clip', 'penalty.gp',
             'penalty.dragan', 'loss', 'model.d_norm')
+SHARED = SEARCHED[:5]  # The searched values every loss's draw shares (common random numbers).
+OWN_WEIGHT = {'wgan': 'penalty.clip', 'wgan_gp': 'penalty.gp', 'dragan': 'penalty.dragan'}
+LOSS_ORDER = ('minimax', 'non_saturating', 'least_squares', 'hinge', 'wgan', 'wgan_gp', 'dragan')
 RECORD_FILES = ('config.json', 'status.json', 'metrics.jsonl', 'eval.jsonl')  # All that report.Run reads.
 
 
@@ -93,6 +96,26 @@ def final(run: report.Run, metric: str) -> float:
 def _value(x: float) -> str:
   return f'{x:.1f}' if np.isfinite(x) else 'diverged'
 
+
+
+def per_draw(losses: dict, metric: str) -> str:
+  """A table of every search run's final `metric`: a row per shared draw (by G's learning rate),
+  a column per loss, the loss's own weight in brackets; '-' where that run has not ended."""
+  names = [n for n in LOSS_ORDER if n in losses] + sorted(set(losses) - set(LOSS_ORDER))
+  cells: dict[tuple, dict[str, str]] = {}
+  for name in names:
+    for runs in losses[name].values():
+      for run in (r for r in runs if r.config['train.seed'] == 0):
+        text = _value(final(run, metric))
+        if name in OWN_WEIGHT:
+          text += f' ({_label(OWN_WEIGHT[name])} {run.config[OWN_WEIGHT[name]]:.2g})'
+        cells.setdefault(tuple(run.config[k] for k in SHARED), {})[name] = text
+  lines = ['| draw: ' + ', '.join(_label(k) for k in SHARED) + ' | ' + ' | '.join(names) + ' |',
+           '|---' * (len(names) + 1) + '|']
+  for draw in sorted(cells):
+    shown = ', '.join(f'{v:.2g}' for v in draw)
+    lines.append(f'| {shown} | ' + ' | '.join(cells[draw].get(n, '-') for n in names) + ' |')
+  return '\n'.join(lines)
 
 
 def summary(losses: dict, metric: str) -> tuple[str, dict[str, dict]]:
@@ -189,6 +212,7 @@ def main() -> None:
     raise SystemExit(f'no finished run with {args.metric} under {directory}')
   text, best = summary(losses, args.metric)
   directory.mkdir(parents=True, exist_ok=True)  # Absent when only records were read.
+  text += '\n\nEvery search run (final ' + args.metric + '):\n\n' + per_draw(losses, args.metric)
   figures = plots(losses, best, args.metric, directory)
   (directory / 'best.json').write_text(json.dumps({k: v['overrides'] for k, v in best.items()}, indent=2) + '\n')
   text += '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in figures)

@@ -88,3 +88,14 @@ def test_records_keep_the_ended_runs_and_alone_give_the_same_table(sweeps, monke
   expected = table.summary(table.collect(list(sweeps), 'classifier_fd'), 'classifier_fd')[0]
   assert table.summary(table.collect([records], 'classifier_fd'), 'classifier_fd')[0] == expected
   assert table.summary(table.collect([records, search, seeds], 'classifier_fd'), 'classifier_fd')[0] == expected
+
+
+def test_the_per_draw_table_puts_each_search_run_in_its_draw_and_loss(sweeps):
+  table = _table_module()
+  text = table.per_draw(table.collect(list(sweeps), 'classifier_fd'), 'classifier_fd')
+  lines = text.splitlines()
+  assert lines[0] == '| draw: g.lr, d.lr, g.b1, d.b1, d_steps | least_squares | hinge |'
+  rows = [line.split(' | ') for line in lines[2:]]
+  assert [row[0] for row in rows] == ['| 0.0001, 0.0002, 0.5, 0.5, 1', '| 0.0003, 0.0002, 0.5, 0.5, 2',
+                                      '| 0.0005, 0.0002, 0.5, 0.5, 5']
+  assert [row[1:] for row in rows] == [['40.0', '90.0 |'], ['diverged', '30.0 |'], ['200.0', '60.0 |']]
