@@ -14,6 +14,8 @@ bf16 is torch.autocast there. The implementations' timed blocks are interleaved,
 processes on a shared machine affects both alike; medians of --repeats blocks of --iters iterations.
 FLOP/s: XLA's cost analysis of the compiled JAX iteration / its time, against the device's dense peak
 (PEAK_TFLOPS; float32 rows against TF32, which XLA uses for float32 convolutions on these GPUs).
+With several devices (e.g. XLA_FLAGS=--xla_force_host_platform_device_count=2 on a CPU) the JAX
+iteration runs data parallel over them, as the trainer would (the same values as on one device).
 """
 import os
 import pathlib
@@ -85,17 +87,18 @@ class JaxIteration:
     g_opt, d_opt = state_lib.make_optimizers(config)
     run = run_lib.Run(config, source, source, schedule.phases(config), g_opt, d_opt)
     phase = run.phases[0]
-    program = program_lib.Program(run, phase, program_lib.Layout(1), on_device=True)
-    self.state = jax.jit(run.init_state)(jax.random.key(0))
-    self.key, self.fade = jax.random.key(1), phase.fade
-    self.data = jax.device_put(source.arrays)
+    layout = program_lib.Layout.make(1, [batch_size])  # Data parallel when there are several devices.
+    program = program_lib.Program(run, phase, layout, on_device=True)
+    self.state = layout.put_runs(jax.jit(run.init_state)(jax.random.key(0)))
+    self.key, self.fade = layout.put_runs(jax.random.key(1)), layout.put_shared(phase.fade)
+    self.data = layout.put_shared(source.arrays)
     self.sums = program.zero_sums()
     started = time.perf_counter()
     self.iterate = program.compile(self.state, self.sums, self.data, self.fade, self.key)
     self.compile_s = time.perf_counter() - started
     cost = self.iterate.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    self.flops = float(cost.get('flops', 0.0)) if cost else 0.0
+    self.flops = float(cost.get('flops', 0.0)) * layout.devices if cost else 0.0  # Cost analysis is per device.
 
   def step(self):
     self.state, self.sums = self.iterate(self.state, self.sums, self.data, self.fade, self.key)

@@ -49,14 +49,16 @@ def measure(config, steps: int, repeats: int, lanes: int = 1, mapping: str | Non
   as `mapping` says (None: the trainer's choice)."""
   run = run_lib.build_run(config)
   phase = run.phases[0]
-  program = program_lib.Program(run, phase, program_lib.Layout(lanes), on_device=True, mapping=mapping)
+  layout = program_lib.Layout.make(lanes, [phase.batch.batch_size])  # As the trainer lays runs over devices.
+  program = program_lib.Program(run, phase, layout, on_device=True, mapping=mapping)
   if lanes == 1:
     state, key = run.init_state(jax.random.key(0)), jax.random.key(1)
   else:
     state = jax.jit(jax.vmap(run.init_state))(program_lib.stack([jax.random.key(i) for i in range(lanes)]))
     key = program_lib.stack([jax.random.key(100 + i) for i in range(lanes)])
-  data = jax.device_put(run.train_source.arrays)
-  fade, sums = phase.fade, program.zero_sums()
+  state, key = layout.put_runs(state), layout.put_runs(key)
+  data, fade = layout.put_shared(run.train_source.arrays), layout.put_shared(phase.fade)
+  sums = program.zero_sums()
   started = time.perf_counter()
   program.compile(state, sums, data, fade, key)
   compile_s = time.perf_counter() - started
