@@ -257,3 +257,21 @@ def test_a_checkpoint_from_before_the_state_gained_fields_still_loads(tmp_path, 
              for r in caplog.records), [r.getMessage() for r in caplog.records]
   with pytest.raises(UserError, match='could be loaded.*shape'):
     checkpoint_lib.Checkpointer(tmp_path, read_only=True).restore_latest(state_of(('model.hidden', '16')))
+
+
+def test_a_repeated_stop_signal_is_one_request_and_a_later_one_aborts(monkeypatch):
+  """The same stop request delivered twice at once (Ctrl-C to a process group, pkill) only asks for
+  the checkpointed stop; a second signal SAME_REQUEST_SECONDS later stops without a checkpoint."""
+  now = [100.0]
+  monkeypatch.setattr(loop.time, 'monotonic', lambda: now[0])
+  with loop.StopSignals() as signals:
+    os.kill(os.getpid(), signal.SIGINT)
+    now[0] += 0.01
+    try:
+      os.kill(os.getpid(), signal.SIGTERM)
+    except KeyboardInterrupt as e:  # Not pytest's own interrupt: a failure of this test.
+      pytest.fail(f'the repeated request aborted: {e}')
+    assert signals.received == signal.SIGINT and signals.stop_at(3) == signal.SIGINT
+    now[0] += loop.StopSignals.SAME_REQUEST_SECONDS
+    with pytest.raises(KeyboardInterrupt, match='second SIGTERM: stopping without a checkpoint'):
+      os.kill(os.getpid(), signal.SIGTERM)

@@ -392,6 +392,39 @@ def test_members_die_with_a_killed_sweep(tmp_path):
       pass
 
 
+@pytest.mark.slow
+def test_ctrl_c_on_a_process_sweep_checkpoints_every_member(tmp_path):
+  """A terminal's Ctrl-C sends SIGINT to the sweep and to its members, and the sweep then forwards
+  SIGTERM to them: each member must take the two as one request, checkpoint its current step and
+  be recorded as interrupted (not failed), so that the rerun resumes it (resuming: tests below)."""
+  directory = tmp_path / 's'
+  overrides = [['log.wandb', 'disabled'], ['train.steps', '100000'], ['train.log_every', '5'],
+               ['train.checkpoint_every', '100000'], ['train.sample_every', '0']]
+  args = json.dumps({'exp': 'vanilla:smoke', 'overrides': overrides, 'dir': str(directory),
+                     'spec': {'product': {'train.seed': [0, 1]}}})
+  script = _SWEEP_SCRIPT.replace("spec=a['spec']", "spec=a['spec'], runner='processes', parallel=2")
+  parent = subprocess.Popen([sys.executable, '-c', script, args], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+  members = [directory / 'seed=0', directory / 'seed=1']
+  try:
+    deadline = time.monotonic() + 240
+    while not all((m / 'metrics.jsonl').exists() for m in members) and time.monotonic() < deadline:
+      time.sleep(0.05)
+    assert all((m / 'metrics.jsonl').exists() for m in members), 'the members did not start training'
+    os.killpg(parent.pid, signal.SIGINT)  # What a terminal's Ctrl-C does: the whole process group.
+    parent.wait(timeout=120)
+  finally:
+    try:
+      os.killpg(parent.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+  for member in members:
+    status = _status(member)
+    assert status['status'] == 'interrupted', status
+    assert _checkpoints(member) == [status['step']] and status['step'] > 0  # The stopping step, checkpointed.
+  assert [row['status'] for row in _table(directory).values()] == ['interrupted', 'interrupted']
+
+
 # ---------------------------------------------------------------------------------------------
 # Real sweeps (slow): 2x2 (loss x seed) of vanilla:smoke, plus one member that diverges.
 

@@ -72,23 +72,30 @@ class StopSignals:
   stops cleanly. SIGUSR2 is the warning SLURM and submitit send before a time limit or preemption
   (gan_jax/cluster.py requeues the job after the checkpoint).
 
-  A second signal while one is pending raises KeyboardInterrupt at once. Handlers are installed
-  only on the main thread (Python allows no others) and restored on exit. With several processes,
-  process 0's signal decides for all (`stop_at`), so every process stops at the same step.
+  A second signal while one is pending raises KeyboardInterrupt at once, unless it comes within
+  SAME_REQUEST_SECONDS of the first: then it is the same request delivered twice (a terminal's
+  Ctrl-C reaches a process sweep's members directly and again as the SIGTERM the sweep forwards;
+  `pkill` does the same) and is ignored. Handlers are installed only on the main thread (Python
+  allows no others) and restored on exit. With several processes, process 0's signal decides for
+  all (`stop_at`), so every process stops at the same step.
   """
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
   SYNC_STEPS = 10  # With several processes: steps between two agreements on whether to stop.
+  SAME_REQUEST_SECONDS = 1.0
 
   def __init__(self):
     self.received: int | None = None
+    self._received_at = 0.0
     self._previous = {}
 
   def _handle(self, signum, frame) -> None:
     del frame
     if self.received is not None:
+      if time.monotonic() - self._received_at < self.SAME_REQUEST_SECONDS:
+        return
       raise KeyboardInterrupt(f'second {signal.Signals(signum).name}: stopping without a checkpoint')
-    self.received = signum
+    self.received, self._received_at = signum, time.monotonic()
     logging.warning('%s received: finishing the current step, then checkpointing and stopping',
                     signal.Signals(signum).name)
 
