@@ -13,9 +13,11 @@ loss is named from its config (`loss_of`). Prints and writes (into DIR):
   - best.json: each loss's best draw as config overrides; copied to
     docs/results/loss_study/best_<data>.json, it is what `loss_study:best` runs with other seeds.
 With --records, the ended runs' record files (RECORD_FILES: config, status, metric series; no
-checkpoints or samples) are also read from DIR3 and every ended run of DIR and DIR2 is copied there:
-committed (docs/results/loss_study/runs_<data>), they keep a search that spans machines whole, and
-copied back into a sweep directory they mark its members as done (the sweep skips finished members).
+checkpoints or samples) are also read from DIR3 and every ended run of DIR and DIR2 is copied to
+DIR3/<its sweep directory's name>/, with the sweep's sweep.json: committed
+(docs/results/loss_study/records), they keep a study that spans machines whole, and
+DIR3/<sweep> copied to a new machine is that sweep's directory with its ended members done
+(a sweep skips finished members).
 """
 import argparse
 import json
@@ -66,17 +68,20 @@ def collect(directories: list[pathlib.Path], metric: str) -> dict[str, dict[tupl
 
 
 def save_records(losses: dict, records: pathlib.Path) -> int:
-  """Copies each ended run's RECORD_FILES to records/<its directory name>; returns how many were new."""
+  """Copies each ended run's RECORD_FILES to records/<its sweep's directory name>/<its own>, with the
+  sweep's sweep.json, so that records/<sweep> copied to a new machine is a sweep directory whose
+  recorded members count as done; returns how many runs were new."""
   new = 0
   for run in (r for draws in losses.values() for runs in draws.values() for r in runs):
-    target = records / run.path.name
+    sweep = run.path.parent
+    target = records / sweep.name / run.path.name
     if run.path.resolve() == target.resolve():
       continue
     new += not target.exists()
     target.mkdir(parents=True, exist_ok=True)
-    for name in RECORD_FILES:
-      if (run.path / name).exists():
-        shutil.copyfile(run.path / name, target / name)
+    for path in [run.path / name for name in RECORD_FILES] + [sweep / 'sweep.json']:
+      if path.exists():
+        shutil.copyfile(path, target.parent / path.name if path.name == 'sweep.json' else target / path.name)
   return new
 
 

@@ -13,10 +13,10 @@ sweep directory resumes; `--runner=processes` keeps both cores busy):
   python launch.py --exp=loss_study --sweep --dry_run                                     # the 56 members
   python launch.py --exp=loss_study:smoke --sweep --workdir=DIR                           # seconds per member
   python launch.py --report=runs/loss_study/mnist                                         # FD table and curves
-  python bench/loss_study.py --sweep=runs/loss_study/mnist --records=docs/results/loss_study/runs_mnist
-      # best per loss, spread plot, best.json; keeps the ended runs' records (committed: the search
-      # spans machines); on a new machine `cp -r docs/results/loss_study/runs_mnist/. runs/loss_study/mnist/`
-      # before resuming marks the recorded members done
+  python bench/loss_study.py --sweep=runs/loss_study/mnist --records=docs/results/loss_study/records
+      # best per loss, spread plot, best.json; keeps the ended runs' records (committed: the study
+      # spans machines); on a new machine `mkdir -p runs/loss_study && cp -r
+      # docs/results/loss_study/records/mnist runs/loss_study/` first: the sweep skips those members
   cp runs/loss_study/mnist/best.json docs/results/loss_study/best_mnist.json
   python launch.py --exp=loss_study:best --sweep --runner=processes --parallel=2 --workdir=runs/loss_study/mnist_seeds
   python bench/loss_study.py --sweep=runs/loss_study/mnist --seeds_sweep=runs/loss_study/mnist_seeds

@@ -40,6 +40,7 @@ def _sweeps(tmp_path):
       status, series = ('diverged', [500.0]) if fd is None else ('finished', [800.0, 400.0, fd])
       _write_run(search / f'{loss}-{i}', {'loss': loss, **draw}, status, series)
   _write_run(search / 'hinge-running', {'loss': 'hinge', 'optim.g.lr': 7e-4}, 'running', [10.0])
+  (search / 'sweep.json').write_text('{"name": "search", "exp": "loss_study"}\n')
   for seed, fd in ((1, 34.0), (2, 38.0)):
     _write_run(seeds / f'hinge-seed{seed}', {'loss': 'hinge', **draws[1], 'train.seed': seed}, 'finished', [500.0, 200.0, fd])
   return search, seeds
@@ -82,9 +83,12 @@ def test_records_keep_the_ended_runs_and_alone_give_the_same_table(sweeps, monke
   records = tmp_path / 'records'
   monkeypatch.setattr('sys.argv', ['loss_study.py', f'--sweep={search}', f'--seeds_sweep={seeds}', f'--records={records}'])
   table.main()
-  assert sorted(p.name for p in records.iterdir()) == sorted(
-      [f'{loss}-{i}' for loss in ('hinge', 'least_squares') for i in range(3)] + ['hinge-seed1', 'hinge-seed2'])
-  assert sorted(p.name for p in (records / 'hinge-seed1').iterdir()) == ['config.json', 'eval.jsonl', 'status.json']
+  assert sorted(p.name for p in (records / 'search').iterdir()) == sorted(
+      [f'{loss}-{i}' for loss in ('hinge', 'least_squares') for i in range(3)] + ['sweep.json'])
+  assert sorted(p.name for p in (records / 'seeds').iterdir()) == ['hinge-seed1', 'hinge-seed2']
+  assert sorted(p.name for p in (records / 'seeds' / 'hinge-seed1').iterdir()) == ['config.json', 'eval.jsonl',
+                                                                                    'status.json']
+  assert (records / 'search' / 'sweep.json').read_text() == (search / 'sweep.json').read_text()
   expected = table.summary(table.collect(list(sweeps), 'classifier_fd'), 'classifier_fd')[0]
   assert table.summary(table.collect([records], 'classifier_fd'), 'classifier_fd')[0] == expected
   assert table.summary(table.collect([records, search, seeds], 'classifier_fd'), 'classifier_fd')[0] == expected
