@@ -13,8 +13,8 @@ loss is named from its config (`loss_of`). Prints and writes (into DIR):
   - best.json: each loss's best draw as config overrides; copied to
     docs/results/loss_study/best_<data>.json, it is what `loss_study:best` runs with other seeds.
 With --records, the ended runs' record files (RECORD_FILES: config, status, metric series; no
-checkpoints or samples) are also read from DIR3 and every ended run of DIR and DIR2 is copied to
-DIR3/<its sweep directory's name>/, with the sweep's sweep.json: committed
+checkpoints or samples) are also read from DIR3/<name of DIR> (and of DIR2), and every ended run of
+DIR and DIR2 is copied there, with the sweep's sweep.json: committed
 (docs/results/loss_study/records), they keep a study that spans machines whole, and
 DIR3/<sweep> copied to a new machine is that sweep's directory with its ended members done
 (a sweep skips finished members).
@@ -208,11 +208,10 @@ def main() -> None:
   parser.add_argument('--out', help='markdown file (default: <sweep>/loss_study.md)')
   args = parser.parse_args()
   directory = pathlib.Path(args.sweep)
-  sources = [directory] + ([pathlib.Path(args.seeds_sweep)] if args.seeds_sweep else [])
+  sweeps = [directory] + ([pathlib.Path(args.seeds_sweep)] if args.seeds_sweep else [])
   records = pathlib.Path(args.records) if args.records else None
-  if records and records.is_dir() and any(records.iterdir()):
-    sources.insert(0, records)  # Live runs, found later, win over their copies.
-  losses = collect([s for s in sources if s.is_dir()], args.metric)
+  copies = [records / sweep.name for sweep in sweeps] if records else []  # Each sweep's own records only.
+  losses = collect([s for s in copies + sweeps if s.is_dir()], args.metric)  # Live runs, found last, win.
   if not losses:
     raise SystemExit(f'no finished run with {args.metric} under {directory}')
   text, best = summary(losses, args.metric)

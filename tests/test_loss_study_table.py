@@ -89,9 +89,17 @@ def test_records_keep_the_ended_runs_and_alone_give_the_same_table(sweeps, monke
   assert sorted(p.name for p in (records / 'seeds' / 'hinge-seed1').iterdir()) == ['config.json', 'eval.jsonl',
                                                                                     'status.json']
   assert (records / 'search' / 'sweep.json').read_text() == (search / 'sweep.json').read_text()
+  other = records / 'fashion_search'  # Another study's records: not read for this one.
+  _write_run(other / 'hinge-0', {'loss': 'hinge', 'optim.g.lr': 2e-4, 'data.name': 'fashion_mnist'}, 'finished', [1.0])
+  page = (search / 'loss_study.md').read_text()
+  monkeypatch.setattr('sys.argv', ['loss_study.py', f'--sweep={tmp_path / "elsewhere" / "search"}',
+                                   f'--seeds_sweep={tmp_path / "elsewhere" / "seeds"}', f'--records={records}'])
+  table.main()  # On a machine without the sweep directories: the records alone give the page.
+  assert (tmp_path / 'elsewhere' / 'search' / 'loss_study.md').read_text() == page
   expected = table.summary(table.collect(list(sweeps), 'classifier_fd'), 'classifier_fd')[0]
-  assert table.summary(table.collect([records], 'classifier_fd'), 'classifier_fd')[0] == expected
-  assert table.summary(table.collect([records, search, seeds], 'classifier_fd'), 'classifier_fd')[0] == expected
+  copies = [records / 'search', records / 'seeds']
+  assert table.summary(table.collect(copies, 'classifier_fd'), 'classifier_fd')[0] == expected
+  assert table.summary(table.collect(copies + [search, seeds], 'classifier_fd'), 'classifier_fd')[0] == expected
 
 
 def test_the_per_draw_table_puts_each_search_run_in_its_draw_and_loss(sweeps):
