@@ -103,10 +103,15 @@ def _value(x: float) -> str:
 
 
 
+def in_order(names) -> list[str]:
+  """The loss names in LOSS_ORDER (any others after them), the same for every data set's tables and plots."""
+  return [n for n in LOSS_ORDER if n in names] + sorted(set(names) - set(LOSS_ORDER))
+
+
 def per_draw(losses: dict, metric: str) -> str:
   """A table of every search run's final `metric`: a row per shared draw (by G's learning rate),
   a column per loss, the loss's own weight in brackets; '-' where that run has not ended."""
-  names = [n for n in LOSS_ORDER if n in losses] + sorted(set(losses) - set(LOSS_ORDER))
+  names = in_order(losses)
   cells: dict[tuple, dict[str, str]] = {}
   for name in names:
     for runs in losses[name].values():
@@ -160,7 +165,7 @@ def plots(losses: dict, best: dict, metric: str, out_dir: pathlib.Path) -> list[
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  names = list(best)
+  names = in_order(best)
   fig, ax = plt.subplots(figsize=(7, 4))
   rng = np.random.default_rng(0)
   finite = [x for name in names for x in best[name]['finals'] if np.isfinite(x)]
