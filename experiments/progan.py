@@ -13,8 +13,9 @@ Launch:
                                                            # seeds 1 and 2 likewise
   python bench/progan_speedup.py --sweep=runs/progan_speedup [--seeds=1,2]    # time to the baseline's FD
   python launch.py --report=runs/progan_speedup                               # its table and plots
-(On a CPU run the schedule sweep one member at a time: vmapped convolutions make --runner=vectorized
-slower per member there.)
+(On a CPU `--runner=vectorized` computes a group's lanes as unrolled copies of the iteration, about as
+fast per member as one run alone (BUILD.md, "Vectorized sweeps"); the measured comparison ran one member
+at a time.)
 (Every launch keeps its compiled programs in the persistent compilation cache, gan_jax/compile_cache.py:
 programs depend on the resolution and batch size only, not on the schedule, so later runs load them.)
 Options after the colon combine with commas (`progan:fashion_mnist,cpu`); `cpu` shrinks the model, the
