@@ -4,7 +4,8 @@ Seven losses on one DCGAN, each given the same small random search of its hyperp
 question is the paper's: with equal tuning budgets, do the losses differ more than the spread of
 one loss over its hyperparameters?
 
-Launch (a search is 56 runs of about 5 minutes on a 2-core CPU: run it across sessions, the
+Launch (a search is 56 runs of 2.5 to 30 minutes of training on one core each, the gradient
+penalties' with 5 D steps the longest: 4 to 5 hours on a 2-core CPU; run it across sessions, the
 sweep directory resumes; `--runner=processes` keeps both cores busy):
   python launch.py --exp=loss_study --sweep --runner=processes --parallel=2 --workdir=runs/loss_study/mnist
   python launch.py --exp=loss_study:fashion_mnist --sweep --runner=processes --parallel=2 \
