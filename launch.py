@@ -8,6 +8,7 @@ Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.p
           [--runner=sequential|processes|vectorized [--parallel=N]] [--workdir=SWEEP_DIR (reuse it to resume)]
   --sweep --wandb_sweep     writes SWEEP_DIR/sweep.yaml for `wandb sweep` / `wandb agent`
   --report=DIR              report.md, report.csv and plots from the run directories under DIR
+  --report=DIR --report_by=FIELD   also the search per value of FIELD (a loss study: per loss by itself)
 Several processes (hosts) training one run: start the same command on each, adding
   --coordinator=HOST:PORT --num_processes=N --process_id=I   (or $JAX_COORDINATOR_ADDRESS,
   $JAX_NUM_PROCESSES, $JAX_PROCESS_ID; --coordinator=auto detects SLURM / Cloud TPU / Open MPI).
@@ -54,6 +55,8 @@ flags.DEFINE_enum('runner', 'sequential', list(sweep_runners.RUNNERS), 'How swee
 flags.DEFINE_integer('parallel', None, 'Concurrent members of --runner=processes (default one per local GPU).')
 flags.DEFINE_bool('wandb_sweep', False, 'With --sweep: write sweep.yaml for the W&B sweep controller; run nothing.')
 flags.DEFINE_string('report', None, 'Write report.md, report.csv and plots for the runs under this directory.')
+flags.DEFINE_string('report_by', None, 'With --report: a config field; the report also shows the search per value '
+                    'of it (best configuration, median and range, strip plot).')
 flags.DEFINE_string('coordinator', None, "Multi-process training: process 0's HOST:PORT (every process passes the "
                     "same), or 'auto' to detect the cluster.")
 flags.DEFINE_integer('num_processes', None, 'Multi-process training: how many processes take part.')
@@ -79,8 +82,10 @@ def main(argv: list[str]) -> int:
     raise UserError(f'unexpected arguments {" ".join(argv[1:])}; flags take the form --name=value')
   if FLAGS.report:
     from gan_jax import report
-    print(report.write_report(FLAGS.report))
+    print(report.write_report(FLAGS.report, by=FLAGS.report_by))
     return 0
+  if FLAGS.report_by:
+    raise UserError('--report_by needs --report=DIR')
   if not FLAGS.exp and FLAGS.mode == 'train':
     raise UserError(f'--exp is required; experiments: {", ".join(experiments_lib.names())}')
   resources = cluster.resources_from_flags()

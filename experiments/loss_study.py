@@ -13,14 +13,16 @@ sweep directory resumes; `--runner=processes` keeps both cores busy):
   python launch.py --exp=loss_study --sweep --sweep_filter=loss=hinge --workdir=DIR         # one loss's draws
   python launch.py --exp=loss_study --sweep --dry_run                                     # the 56 members
   python launch.py --exp=loss_study:smoke --sweep --workdir=DIR                           # seconds per member
-  python launch.py --report=runs/loss_study/mnist                                         # FD table and curves
+  python launch.py --report=runs/loss_study/mnist   # the search per loss (best draw, median and range,
+      # strip plot, best draws against wall-clock; gan_jax/search_report.py), then every run's table and curves
   python bench/loss_study.py --sweep=runs/loss_study/mnist --records=docs/results/loss_study/records
-      # best per loss, spread plot, best.json; keeps the ended runs' records (committed: the study
-      # spans machines); on a new machine `mkdir -p runs/loss_study && cp -r
+      # the results page's tables and figures, best.json; keeps the ended runs' records (committed: the
+      # study spans machines); on a new machine `mkdir -p runs/loss_study && cp -r
       # docs/results/loss_study/records/mnist runs/loss_study/` first: the sweep skips those members
   cp runs/loss_study/mnist/best.json docs/results/loss_study/best_mnist.json
-  python launch.py --exp=loss_study:best --sweep --runner=processes --parallel=2 --workdir=runs/loss_study/mnist_seeds
-  python bench/loss_study.py --sweep=runs/loss_study/mnist --seeds_sweep=runs/loss_study/mnist_seeds
+  python launch.py --exp=loss_study:best --sweep --runner=processes --parallel=2 --workdir=runs/loss_study/mnist/seeds
+      # each loss's best draw with seeds 1 and 2, inside the search's directory: the report and the
+      # page then show the best draws over seeds 0-2 (`loss_study:best,fashion_mnist` likewise)
 Options after the colon combine with commas, e.g. `loss_study:fashion_mnist,smoke`.
 
 Losses (LOSSES, the values each member sets): minimax, non_saturating, least_squares, hinge (D
@@ -40,14 +42,15 @@ Expected result (the paper's, Fig. 4 and Table 2): on MNIST and Fashion-MNIST ev
 a similar best FD, and the spread over hyperparameters is wider than the differences between the
 losses' best runs; no loss is consistently better. Compare rankings and spreads, not values: the
 paper's FD is on Inception features, this project's on its own classifier's. Measured results:
-docs/results/loss_study.md (partial so far: MNIST, draws 0-3 of every loss; WGAN-GP and DRAGAN best,
-at ~3.5x the wall-clock per run).
+docs/results/loss_study.md (partial so far: MNIST, draws 0-3 of every loss and some of 4-7; WGAN-GP
+and DRAGAN best, at ~3.5x the wall-clock per run).
 """
 import json
 import pathlib
 
 from gan_jax import config as config_lib
 from gan_jax import experiments
+from gan_jax import search_report
 from gan_jax.errors import UserError
 
 DATA = ('mnist', 'fashion_mnist')
@@ -107,12 +110,27 @@ def get_sweep(arg: str | None = None):
   return spec
 
 
+def loss_of(config: dict) -> str | None:
+  """The study's name of a run's loss (a key of LOSSES) from its flattened config: the most specific
+  entry whose values the run has and whose own weight it sets > 0 (a DRAGAN run is also a
+  non-saturating one, but with the DRAGAN penalty on); None for a run of no study loss."""
+  matches = [(len(settings) + (own is not None), name) for name, (settings, own) in LOSSES.items()
+             if all(config.get(k) == v for k, v in settings.items()) and (own is None or config.get(own[0], 0) > 0)]
+  return max(matches)[1] if matches else None
+
+
+def report_grouping() -> search_report.Grouping:
+  """`launch.py --report=DIR` on the study's sweep shows the search per loss (gan_jax/search_report.py)."""
+  return search_report.Grouping('loss', loss_of, tuple(LOSSES))
+
+
 def _best_sweep(data: str):
   """Each loss's best search draw (BEST_DIR/best_<data>.json, from bench/loss_study.py) with seeds BEST_SEEDS."""
   path = BEST_DIR / f'best_{data}.json'
   if not path.exists():
     raise UserError(f'loss_study:best runs the best draws of a finished search, listed in {path}; run the search, '
-                    f'then `python bench/loss_study.py --sweep=DIR` and copy DIR/best.json there')
+                    f'then `python bench/loss_study.py --sweep=DIR` and copy DIR/best.json there (the sweep of '
+                    '`loss_study:best` goes into DIR/seeds)')
   best = json.loads(path.read_text())
   return [{'product': {**{k: [v] for k, v in overrides.items()}, 'train.seed': list(BEST_SEEDS)}}
           for overrides in best.values()]

@@ -10,6 +10,10 @@ status.json, metrics.jsonl, eval.jsonl), so it works with W&B offline or disable
                            (mean over seeds) with a band of +- one standard deviation over seeds;
                            each eval metric also against training wall time (`train_seconds`)
 
+A search grouped by a config field (`--report_by=FIELD`) or by its experiment (experiments/loss_study.py
+groups by loss) also gets a section per group first: the best configuration, the median and range
+over configurations, a strip plot and the best ones against wall time (gan_jax/search_report.py).
+
 Runs are grouped by the config fields that differ between them, ignoring train.seed and log.*
 (a sweep's swept fields). Per configuration: the final value (last logged step) and the best value
 over steps of each eval metric in eval.jsonl, and the final d_loss and g_loss of metrics.jsonl,
@@ -226,7 +230,7 @@ def _column_title(metric: str, kind: str) -> str:
   return f'{metric} final'
 
 
-def _against(series: dict[int, float], records: dict[str, dict[int, float]], x_key: str) -> dict[int, float]:
+def against(series: dict[int, float], records: dict[str, dict[int, float]], x_key: str) -> dict[int, float]:
   """`series` re-keyed from steps to the values of `x_key` logged at the same steps ('step': unchanged)."""
   if x_key == 'step':
     return series
@@ -250,9 +254,10 @@ def _on_common_grid(series_list: list[dict[int, float]]) -> list[dict[int, float
 
 
 def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, path: pathlib.Path,
-                x_label: str = 'step', interpolate: bool = False) -> None:
+                x_label: str = 'step', interpolate: bool = False, log_y: bool = False) -> None:
   """One line per configuration (mean over its runs at each x) with a +- std band; with
-  `interpolate`, runs logged at different x values are first put on a common grid."""
+  `interpolate`, runs logged at different x values are first put on a common grid; `log_y`: a
+  logarithmic y axis."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -267,9 +272,11 @@ def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, p
     stats = [mean_std([series[s] for series in series_list if s in series]) for s in steps]
     mean = np.array([m for m, _ in stats])
     std = np.nan_to_num(np.array([sd for _, sd in stats]))
-    line, = ax.plot(steps, mean, label=label, linewidth=1.5)
+    line, = ax.plot(steps, mean, label=label, linewidth=1.5, marker='o' if len(steps) < 20 else None, markersize=3)
     if len(series_list) > 1:
       ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+  if log_y:
+    ax.set_yscale('log')
   ax.set_xlabel(x_label.replace('_', ' '))
   ax.set_ylabel(metric)
   ax.set_title(f'{metric} (mean ± std over seeds)', fontsize=10)
@@ -280,11 +287,21 @@ def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, p
   plt.close(fig)
 
 
-def write_report(directory: str | os.PathLike, out: str | os.PathLike | None = None) -> str:
+def write_report(directory: str | os.PathLike, out: str | os.PathLike | None = None, by: str | None = None) -> str:
   """Writes report.md, report.csv and report_plots/ for the runs under `directory` into `out`
-  (default `directory`); returns a one-line summary."""
+  (default `directory`); returns a one-line summary. With runs grouped (`by`, a config field, or
+  the sweep's experiment's report_grouping: gan_jax/search_report.py) report.md opens with the
+  search seen per group.
+
+  Raises:
+    UserError when the directory holds no run, or no run has the config field `by`.
+  """
+  from gan_jax import search_report  # It builds on this module.
   directory = pathlib.Path(directory)
   runs = find_runs(directory)
+  if by and not any(by in run.config for run in runs):
+    raise UserError(f'--report_by={by}: no run under {directory} has this config field (e.g. loss, train.d_steps)')
+  grouping = search_report.grouping_for(directory, by)
   out = pathlib.Path(out) if out is not None else directory
   table = summarize(runs)
   fields, columns, rows = table['fields'], table['columns'], table['rows']
@@ -296,7 +313,7 @@ def write_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
   x_key = IMAGES_KEY if all(IMAGES_KEY in r.eval and IMAGES_KEY in r.train for r in runs) else 'step'
   for metric, source in [(m, 'eval') for m in table['eval_metrics']] + [(m, 'train') for m in TRAIN_METRICS]:
     records = lambda r: r.eval if source == 'eval' else r.train
-    groups = [(_label(row['values'], labels), [_against(records(r).get(metric, {}), records(r), x_key)
+    groups = [(_label(row['values'], labels), [against(records(r).get(metric, {}), records(r), x_key)
                                                 for r in row['runs']]) for row in rows]
     if not any(series for _, series_list in groups for series in series_list):
       continue
@@ -304,7 +321,7 @@ def write_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
     plot_metric(groups, metric, plots_dir / f'{name}.png', x_key)
     plotted.append((metric, f'report_plots/{name}.png'))
     if source == 'eval' and all(TIME_KEY in r.eval for r in runs):
-      timed = [(label, [_against(records(r).get(metric, {}), records(r), TIME_KEY) for r in row['runs']])
+      timed = [(label, [against(records(r).get(metric, {}), records(r), TIME_KEY) for r in row['runs']])
                for (label, _), row in zip(groups, rows)]
       plot_metric(timed, metric, plots_dir / f'{name}_vs_time.png', TIME_KEY, interpolate=True)
       plotted.append((f'{metric} against training wall time', f'report_plots/{name}_vs_time.png'))
@@ -326,6 +343,10 @@ def write_report(directory: str | os.PathLike, out: str | os.PathLike | None = N
     md += ['', 'Runs not finished:', *[f'- {r.path.relative_to(directory) if r.path != directory else r.path}: '
                                        f'{r.state} at step {r.step} {r.status.get("message", "")}'.rstrip()
                                        for r in failed]]
+  if grouping is not None:
+    search = search_report.write_section(runs, grouping, plots_dir)
+    if search:  # After the title, before the table of every configuration.
+      md[2:2] = search + ['## Every configuration', '']
   md += ['', '## Plots', '']
   md += [f'![{metric}]({path})' for metric, path in plotted]
   (out / 'report.md').write_text('\n'.join(md) + '\n')
@@ -348,9 +369,10 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog='python -m gan_jax.report', description=__doc__.split('\n')[0])
   parser.add_argument('directory', help='a sweep directory, or any directory holding run directories')
   parser.add_argument('--out', default=None, help='where to write the report (default: DIR)')
+  parser.add_argument('--by', default=None, help='a config field: also show the search per value of it')
   args = parser.parse_args(argv)
   try:
-    print(write_report(args.directory, args.out))
+    print(write_report(args.directory, args.out, args.by))
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

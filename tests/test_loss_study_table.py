@@ -1,4 +1,4 @@
-"""bench/loss_study.py: the loss study's table, best draws and plots from run directories."""
+"""bench/loss_study.py: the loss study's page, best draws, plots and committed records from run directories."""
 import importlib.util
 import json
 import pathlib
@@ -18,20 +18,22 @@ def _table_module():
 
 
 def _write_run(directory: pathlib.Path, overrides: dict, status: str, fds: list[float]) -> None:
-  """A run directory as the loop leaves it: config.json, status.json and eval.jsonl (FD every 1000 steps)."""
+  """A run directory as the loop leaves it: config.json, status.json, eval.jsonl (FD every 1000
+  steps) and a checkpoint (not a record)."""
   config = experiments.load_config('loss_study', [(k, str(v)) for k, v in overrides.items()])
   directory.mkdir(parents=True)
   (directory / 'config.json').write_text(config.to_json())
   (directory / 'status.json').write_text(json.dumps({'status': status, 'step': 1000 * len(fds)}))
   records = [{'step': 1000 * (i + 1), 'classifier_fd': fd, 'train_seconds': 10.0 * (i + 1)} for i, fd in enumerate(fds)]
   (directory / 'eval.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+  (directory / 'checkpoints' / '1000').mkdir(parents=True)
 
 
-@pytest.fixture(name='sweeps')
-def _sweeps(tmp_path):
+@pytest.fixture(name='search')
+def _search(tmp_path):
   """Two losses x three draws of the search, one draw diverged; the hinge loss's best draw also
-  run with seeds 1 and 2 in a second directory; one run still going (not counted)."""
-  search, seeds = tmp_path / 'search', tmp_path / 'seeds'
+  run with seeds 1 and 2 in the search's seeds/ directory; one run still going (not counted)."""
+  search = tmp_path / 'runs' / 'mnist'
   draws = [{'optim.g.lr': 1e-4, 'train.d_steps': 1}, {'optim.g.lr': 3e-4, 'train.d_steps': 2},
            {'optim.g.lr': 5e-4, 'train.d_steps': 5}]
   finals = {'hinge': [90.0, 30.0, 60.0], 'least_squares': [40.0, None, 200.0]}
@@ -42,70 +44,81 @@ def _sweeps(tmp_path):
   _write_run(search / 'hinge-running', {'loss': 'hinge', 'optim.g.lr': 7e-4}, 'running', [10.0])
   (search / 'sweep.json').write_text('{"name": "search", "exp": "loss_study"}\n')
   for seed, fd in ((1, 34.0), (2, 38.0)):
-    _write_run(seeds / f'hinge-seed{seed}', {'loss': 'hinge', **draws[1], 'train.seed': seed}, 'finished', [500.0, 200.0, fd])
-  return search, seeds
+    _write_run(search / 'seeds' / f'hinge-seed{seed}', {'loss': 'hinge', **draws[1], 'train.seed': seed}, 'finished',
+               [500.0, 200.0, fd])
+  (search / 'seeds' / 'sweep.json').write_text('{"name": "seeds", "exp": "loss_study:best"}\n')
+  return search
 
 
-def test_the_table_ranks_losses_by_best_draw_and_counts_diverged_draws(sweeps):
+def _run(table, monkeypatch, *args):
+  monkeypatch.setattr('sys.argv', ['loss_study.py', *args])
+  table.main()
+
+
+def test_the_page_ranks_losses_by_best_draw_with_its_seeds_and_writes_best_draws_and_plots(search, monkeypatch):
   table = _table_module()
-  losses = table.collect(list(sweeps), 'classifier_fd')
-  text, best = table.summary(losses, 'classifier_fd')
-  rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in text.splitlines()[2:]}
+  _run(table, monkeypatch, f'--sweep={search}')
+  rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in (search / 'loss_study.md').read_text().splitlines()
+          if line.startswith(('| hinge', '| least_squares'))}
   assert list(rows) == ['hinge', 'least_squares']  # Best search FD first: 30 before 40.
   hinge, squares = rows['hinge'], rows['least_squares']
-  assert hinge[1:3] == ['3 (0)', '30.0'] and 'g.lr=0.0003' in hinge[3] and 'd_steps=2' in hinge[3]
-  assert hinge[4:6] == ['60.0', '30.0 - 90.0']
-  assert hinge[6] == f'{statistics.mean([30, 34, 38]):.1f} ± {statistics.stdev([30, 34, 38]):.1f} (3) |'
-  assert squares[1:3] == ['3 (1)', '40.0'] and squares[4:6] == ['200.0', '40.0 - diverged']
-  assert best['least_squares']['overrides']['loss'] == 'least_squares'
-  assert best['hinge']['overrides']['optim.g.lr'] == 3e-4 and best['hinge']['overrides']['train.d_steps'] == 2
-
-
-def test_the_command_writes_the_page_best_draws_and_both_plots(sweeps, monkeypatch, capsys):
-  table = _table_module()
-  search, seeds = sweeps
-  monkeypatch.setattr('sys.argv', ['loss_study.py', f'--sweep={search}', f'--seeds_sweep={seeds}'])
-  table.main()
+  assert hinge[1:4] == ['3 (0)', '30', 'lr=0.0003, d_steps=2']  # The settings that vary within the loss.
+  assert hinge[4:6] == ['60', '30 - 90']
+  assert hinge[6] == f'{statistics.mean([30, 34, 38]):.4g} ± {statistics.stdev([30, 34, 38]):.4g} (3) |'
+  assert squares[1:3] == ['3 (1)', '40'] and squares[4:6] == ['200', '40 - diverged']
   best = json.loads((search / 'best.json').read_text())
-  assert set(best) == {'hinge', 'least_squares'} and best['hinge']['train.d_steps'] == 2
-  page = (search / 'loss_study.md').read_text()
-  assert '| hinge | 3 (0) | 30.0 |' in page and '![loss_study_spread](loss_study_spread.png)' in page
+  assert best['least_squares']['loss'] == 'least_squares' and best['least_squares']['model.d_norm'] == 'batch'
+  assert best['hinge']['optim.g.lr'] == 3e-4 and best['hinge']['train.d_steps'] == 2
+  assert set(best['hinge']) == {'loss', 'model.d_norm', 'penalty.clip', 'penalty.gp', 'penalty.dragan', 'optim.g.lr',
+                                'optim.d.lr', 'optim.g.b1', 'optim.d.b1', 'train.d_steps'}
   for name in ('loss_study_spread.png', 'loss_study_best_vs_time.png'):
-    assert (search / name).stat().st_size > 5_000
-  assert 'wrote' in capsys.readouterr().out
+    assert (search / name).stat().st_size > 5_000 and f']({name})' in (search / 'loss_study.md').read_text()
 
 
-def test_records_keep_the_ended_runs_and_alone_give_the_same_table(sweeps, monkeypatch, tmp_path):
-  """--records copies the ended runs (not the running one) and, read on another machine without
-  the sweep directories, they give the same table; a run in both places counts once."""
+def test_best_json_reruns_each_best_draw_with_the_other_seeds(search, monkeypatch, tmp_path):
+  """loss_study:best expands best.json into members whose configs differ from the best search run
+  only in the seed."""
   table = _table_module()
-  search, seeds = sweeps
+  _run(table, monkeypatch, f'--sweep={search}')
+  study = experiments.load_module('loss_study')
+  monkeypatch.setattr(study, 'BEST_DIR', tmp_path)
+  (tmp_path / 'best_mnist.json').write_text((search / 'best.json').read_text())
+  from gan_jax import config as config_lib
+  from gan_jax import sweep as sweep_lib
+  members = sweep_lib.expand(study.get_sweep('best'))
+  assert len(members) == 2 * len(study.BEST_SEEDS)
+  hinge = [m for m in members if m['loss'] == 'hinge'][0]
+  config = experiments.load_config('loss_study:best', [(k, sweep_lib.value_text(v)) for k, v in hinge.items()])
+  saved = json.loads((search / 'hinge-1' / 'config.json').read_text())
+  rerun = config_lib.flatten(config_lib.to_dict(config))
+  assert {k for k, v in config_lib.flatten(saved).items() if rerun[k] != v} == {'train.seed'}
+
+
+def test_records_keep_the_ended_runs_and_alone_give_the_same_page(search, monkeypatch, tmp_path):
+  """--records copies the ended runs (not the running one, no checkpoints), nested sweeps included,
+  and, read on another machine without the sweep directory, they give the same page."""
+  table = _table_module()
   records = tmp_path / 'records'
-  monkeypatch.setattr('sys.argv', ['loss_study.py', f'--sweep={search}', f'--seeds_sweep={seeds}', f'--records={records}'])
-  table.main()
-  assert sorted(p.name for p in (records / 'search').iterdir()) == sorted(
-      [f'{loss}-{i}' for loss in ('hinge', 'least_squares') for i in range(3)] + ['sweep.json'])
-  assert sorted(p.name for p in (records / 'seeds').iterdir()) == ['hinge-seed1', 'hinge-seed2']
-  assert sorted(p.name for p in (records / 'seeds' / 'hinge-seed1').iterdir()) == ['config.json', 'eval.jsonl',
-                                                                                    'status.json']
-  assert (records / 'search' / 'sweep.json').read_text() == (search / 'sweep.json').read_text()
-  other = records / 'fashion_search'  # Another study's records: not read for this one.
-  _write_run(other / 'hinge-0', {'loss': 'hinge', 'optim.g.lr': 2e-4, 'data.name': 'fashion_mnist'}, 'finished', [1.0])
+  _run(table, monkeypatch, f'--sweep={search}', f'--records={records}')
+  assert sorted(p.name for p in (records / 'mnist').iterdir()) == sorted(
+      [f'{loss}-{i}' for loss in ('hinge', 'least_squares') for i in range(3)] + ['seeds', 'sweep.json'])
+  assert sorted(p.name for p in (records / 'mnist' / 'seeds').iterdir()) == ['hinge-seed1', 'hinge-seed2', 'sweep.json']
+  assert sorted(p.name for p in (records / 'mnist' / 'seeds' / 'hinge-seed1').iterdir()) == [
+      'config.json', 'eval.jsonl', 'status.json']
+  assert (records / 'mnist' / 'sweep.json').read_text() == (search / 'sweep.json').read_text()
   page = (search / 'loss_study.md').read_text()
-  monkeypatch.setattr('sys.argv', ['loss_study.py', f'--sweep={tmp_path / "elsewhere" / "search"}',
-                                   f'--seeds_sweep={tmp_path / "elsewhere" / "seeds"}', f'--records={records}'])
-  table.main()  # On a machine without the sweep directories: the records alone give the page.
-  assert (tmp_path / 'elsewhere' / 'search' / 'loss_study.md').read_text() == page
-  expected = table.summary(table.collect(list(sweeps), 'classifier_fd'), 'classifier_fd')[0]
-  copies = [records / 'search', records / 'seeds']
-  assert table.summary(table.collect(copies, 'classifier_fd'), 'classifier_fd')[0] == expected
-  assert table.summary(table.collect(copies + [search, seeds], 'classifier_fd'), 'classifier_fd')[0] == expected
+  _write_run(records / 'fashion_mnist' / 'hinge-0', {'loss': 'hinge', 'data.name': 'fashion_mnist'}, 'finished', [1.0])
+  elsewhere = tmp_path / 'elsewhere' / 'mnist'
+  _run(table, monkeypatch, f'--sweep={elsewhere}', f'--records={records}')  # Another study's records are not read.
+  assert (elsewhere / 'loss_study.md').read_text() == page
+  _run(table, monkeypatch, f'--sweep={search}', f'--records={records}')  # Again: nothing new, the same page.
+  assert (search / 'loss_study.md').read_text() == page
 
 
-def test_the_per_draw_table_puts_each_search_run_in_its_draw_and_loss(sweeps):
+def test_the_per_draw_table_puts_each_search_run_in_its_draw_and_loss(search, monkeypatch):
   table = _table_module()
-  text = table.per_draw(table.collect(list(sweeps), 'classifier_fd'), 'classifier_fd')
-  lines = text.splitlines()
+  _run(table, monkeypatch, f'--sweep={search}')
+  lines = (search / 'loss_study.md').read_text().split('Every search run')[1].splitlines()[2:7]
   assert lines[0] == '| draw: g.lr, d.lr, g.b1, d.b1, d_steps | least_squares | hinge |'
   rows = [line.split(' | ') for line in lines[2:]]
   assert [row[0] for row in rows] == ['| 0.0001, 0.0002, 0.5, 0.5, 1', '| 0.0003, 0.0002, 0.5, 0.5, 2',

@@ -1,0 +1,43 @@
+#!/bin/bash
+# The whole loss study (experiments/loss_study.py), resumable, in one command:
+#   bash bench/run_loss_study.sh [RUNS_DIR]        (default runs/loss_study; PARALLEL=2 runs at a time)
+# For each data set (MNIST, then Fashion-MNIST): the search (56 runs, two draws of every loss per
+# launch so that a partial search compares every loss on the same draws), then each loss's best
+# draw with seeds 1 and 2 (RUNS_DIR/<data>/seeds), with the page, figures and records made by
+# bench/loss_study.py after each launch. A sweep directory missing on this machine starts from the
+# committed records (docs/results/loss_study/records/<data>), whose runs it skips. Every stage
+# skips finished members, so rerunning continues where a stop left off. Stop it with one SIGTERM
+# (or Ctrl-C) to its `launch.py --sweep` process: the members checkpoint, and the script ends.
+set -u
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/loss_study}
+RECORDS=docs/results/loss_study/records
+FLAGS="--sweep --runner=processes --parallel=${PARALLEL:-2} --config.log.wandb=disabled"
+
+launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
+  python launch.py "$@"
+  status=$?
+  if [ $status -ge 128 ]; then echo "run_loss_study: stopped (exit status $status)"; exit $status; fi
+}
+
+record() {  # $1: the sweep directory
+  python bench/loss_study.py --sweep="$1" --records=$RECORDS > /dev/null || exit 1
+}
+
+for data in mnist fashion_mnist; do
+  exp=loss_study; [ $data = mnist ] || exp=loss_study:$data
+  sweep=$RUNS/$data
+  if [ ! -d "$sweep" ] && [ -d $RECORDS/$data ]; then
+    mkdir -p "$RUNS" && cp -r $RECORDS/$data "$sweep"
+  fi
+  for pair in "0 1" "2 3" "4 5" "6 7"; do
+    set -- $pair
+    index=$(for loss in 0 1 2 3 4 5 6; do echo -n "$((loss * 8 + $1)),$((loss * 8 + $2)),"; done)
+    launch --exp=$exp $FLAGS --workdir="$sweep" --sweep_index=${index%,}
+    record "$sweep"
+  done
+  cp "$sweep/best.json" docs/results/loss_study/best_$data.json
+  launch --exp=loss_study:best,$data $FLAGS --workdir="$sweep/seeds"
+  record "$sweep"
+done
+echo "run_loss_study: done"
