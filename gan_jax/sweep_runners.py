@@ -456,6 +456,10 @@ def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None
           table.held_elsewhere(job, error.split(IN_USE, 1)[1].split(';')[0])
         elif status.get('status') in ('diverged', 'failed'):
           table.finished(job, 'failed', _status_fields(status)['error'])
+        elif returncode >= 128 and status.get('status') == 'interrupted':
+          # Stopped by a signal with its step checkpointed: a Ctrl-C reaches the members too, and a
+          # busy machine can let them exit before this process raises its own KeyboardInterrupt.
+          table.finished(job, 'interrupted')
         else:
           table.finished(job, 'failed', error)
   except BaseException:

@@ -425,6 +425,42 @@ def test_ctrl_c_on_a_process_sweep_checkpoints_every_member(tmp_path):
   assert [row['status'] for row in _table(directory).values()] == ['interrupted', 'interrupted']
 
 
+@pytest.mark.slow
+def test_a_member_stopped_by_a_signal_of_its_own_is_recorded_interrupted_and_the_sweep_goes_on(tmp_path):
+  """A member that a signal stopped with its step checkpointed is interrupted, not failed, even when
+  the sweep process itself got no signal (what a Ctrl-C looks like when the members exit before the
+  sweep process handles its own SIGINT, on a busy machine); the sweep goes on with the next member."""
+  directory = tmp_path / 's'
+  overrides = [['log.wandb', 'disabled'], ['train.steps', '100000'], ['train.log_every', '5'],
+               ['train.checkpoint_every', '100000'], ['train.sample_every', '0']]
+  args = json.dumps({'exp': 'vanilla:smoke', 'overrides': overrides, 'dir': str(directory),
+                     'spec': {'product': {'train.seed': [0, 1]}}})
+  script = _SWEEP_SCRIPT.replace("spec=a['spec']", "spec=a['spec'], runner='processes', parallel=1")
+  parent = subprocess.Popen([sys.executable, '-c', script, args], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+  first, second = directory / 'seed=0', directory / 'seed=1'
+  try:
+    deadline = time.monotonic() + 240
+    while not (first / 'metrics.jsonl').exists() and time.monotonic() < deadline:
+      time.sleep(0.05)
+    member = [c for c in _children(parent.pid) if 'launch.py' in pathlib.Path(f'/proc/{c}/cmdline').read_text()]
+    assert len(member) == 1, 'the first member is not training'
+    os.kill(member[0], signal.SIGTERM)  # The member alone: the sweep process sees only its exit.
+    while not (second / 'metrics.jsonl').exists() and time.monotonic() < deadline:
+      time.sleep(0.05)
+    assert (second / 'metrics.jsonl').exists(), 'the sweep did not go on with the next member'
+    assert _table(directory)['seed=0']['status'] == 'interrupted'
+    os.killpg(parent.pid, signal.SIGINT)
+    parent.wait(timeout=120)
+  finally:
+    try:
+      os.killpg(parent.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+  assert _status(first)['status'] == 'interrupted' and _checkpoints(first) == [_status(first)['step']]
+  assert [row['status'] for row in _table(directory).values()] == ['interrupted', 'interrupted']
+
+
 # ---------------------------------------------------------------------------------------------
 # Real sweeps (slow): 2x2 (loss x seed) of vanilla:smoke, plus one member that diverges.
 
