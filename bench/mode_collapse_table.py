@@ -35,7 +35,8 @@ PUBLISHED_STACKED = (
     ('DCGAN, D = 1/4 G (PacGAN)', '78.5', '-'),
     ('Unrolled GAN k = 10, D = 1/4 G (PacGAN)', '327.2', '-'),
 )
-METHOD_ORDER = ('GAN', 'GAN, minimax G loss', 'Unrolled k=1', 'Unrolled k=5', 'Unrolled k=10', 'Unrolled k=5, surrogate G loss', 'WGAN-GP')
+METHOD_ORDER = ('GAN', 'GAN, minimax G loss', 'Unrolled k=1', 'Unrolled k=1, 2 D steps', 'Unrolled k=5', 'Unrolled k=10',
+                'Unrolled k=5, surrogate G loss', 'WGAN-GP')
 
 
 def method_of(config: dict) -> str:
@@ -45,6 +46,8 @@ def method_of(config: dict) -> str:
   name = 'GAN' if k == 0 else f'Unrolled k={k}'
   if config.get('g_loss') == 'value':  # The value function as G's loss: at k = 0 the minimax GAN.
     name += ', surrogate G loss' if k else ', minimax G loss'
+  if config['train']['d_steps'] > 1:
+    name += f', {config["train"]["d_steps"]} D steps'
   return name + (' (stop-gradient)' if k and config['unroll']['stop_gradient'] else '')
 
 

@@ -164,7 +164,11 @@ def test_options_and_sweeps():
   assert (ring.data.name, grid.data.name, ring.model.name, ring.unroll.steps) == ('ring', 'grid', 'mlp', 5)
   assert ring.eval.metrics == ('modes',) and ring.eval.mixture_samples == 2500
   assert (ring.optim.decay, grid.optim.decay, ring.train.steps, grid.train.steps) == ('cosine', 'cosine', 60_000, 60_000)
-  assert (ring.g_loss, grid.g_loss) == ('value', 'value')  # Metz et al.'s surrogate G objective.
+  assert ring.g_loss == 'value' and ring.train.d_steps == 1  # Metz et al.'s surrogate G objective.
+  # The grid's sharpest measured setting: non-saturating, k = 1, two D steps (the `small` one: the paper's).
+  assert (grid.g_loss, grid.unroll.steps, grid.train.d_steps) == ('', 1, 2)
+  small_grid = experiments.load_config('unrolled:grid,small')
+  assert (small_grid.g_loss, small_grid.unroll.steps, small_grid.train.d_steps) == ('value', 5, 1)
   m = ring.model  # Metz et al.'s 2D networks; `small` the earlier width-64 ones for both players.
   assert (m.hidden, m.layers, m.d_hidden, m.d_layers, m.d_input_scale, m.z_dim) == (128, 2, 128, 1, 0.25, 256)
   small = experiments.load_config('unrolled:ring,small').model
@@ -183,9 +187,13 @@ def test_options_and_sweeps():
       (k, s) for k in (0, 1, 5, 10) for s in range(10)}
   compare = sweep.make_members(module.get_sweep('ring,compare'), ring)
   assert len(compare) == 50
-  methods = {(m.values.get('loss', 'non_saturating'), m.values['g_loss'], m.values['unroll.steps']) for m in compare}
-  assert methods == {('non_saturating', '', 0), ('non_saturating', '', 5), ('non_saturating', '', 10),
-                     ('non_saturating', 'value', 5), ('wasserstein', '', 0)}
+  methods = {(m.values.get('loss', 'non_saturating'), m.values['g_loss'], m.values['unroll.steps'],
+              m.values['train.d_steps']) for m in compare}
+  assert methods == {('non_saturating', '', 0, 1), ('non_saturating', '', 5, 1), ('non_saturating', '', 10, 1),
+                     ('non_saturating', 'value', 5, 1), ('wasserstein', '', 0, 5)}
+  # On the grid too the compared methods keep one D step, whatever the grid's own setting.
+  grid_compare = sweep.make_members(module.get_sweep('grid,compare'), grid)
+  assert {m.values['train.d_steps'] for m in grid_compare if m.values.get('loss') != 'wasserstein'} == {1}
 
 
 @pytest.mark.slow
