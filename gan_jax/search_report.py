@@ -98,6 +98,7 @@ def groups(runs: list[report.Run], grouping: Grouping, metric: str) -> list[Grou
   ended = [r for r in runs if r.state == 'diverged' or (r.state == 'finished' and r.eval.get(metric))]
   by_name: dict[str, list[list[report.Run]]] = {}
   for _, members in report.group_runs(ended)[1] if ended else ():
+    members = sorted(members, key=lambda r: r.config.get(report.SEED_KEY, 0))  # Seed 9 before seed 10.
     name = grouping.group_of(members[0].config)
     if name is not None:
       by_name.setdefault(name, []).append(members)

@@ -115,3 +115,13 @@ def test_a_loss_study_sweep_is_reported_by_loss_without_a_flag(tmp_path):
   search = (sweep / 'report.md').read_text().split('## Every configuration')[0]
   rows = [line.split(' | ')[:3] for line in search.splitlines() if line.startswith(('| minimax', '| wgan'))]
   assert rows == [['| wgan_gp', '1 (0)', '40'], ['| wgan', '1 (0)', '70'], ['| minimax', '1 (0)', '90']]
+
+
+def test_a_configuration_is_chosen_on_its_lowest_seed_in_number_order(tmp_path):
+  """Seeds 9 and 10 of one configuration: seed 9's run is the search's value (not '10' < '9')."""
+  for seed, fd in ((9, 50.0), (10, 5.0)):
+    _fd_run(tmp_path / f'seed{seed}', [('loss', 'hinge'), ('train.seed', seed)], [fd])
+  _fd_run(tmp_path / 'other', [('loss', 'minimax'), ('train.seed', 9)], [20.0])
+  groups = search_report.groups(report.find_runs(tmp_path), search_report.grouping_for(tmp_path, 'loss'),
+                                'classifier_fd')
+  assert [(g.name, g.values) for g in groups] == [('minimax', [20.0]), ('hinge', [50.0])]
