@@ -6,8 +6,10 @@ DIR is a sweep directory (e.g. of `launch.py --exp=unrolled:ring,compare --sweep
 --runner=vectorized --workdir=DIR`) or any folder of run directories. Each run's method is read
 from its config.json: WGAN-GP (wasserstein loss), GAN (unroll.steps 0) or unrolled k; its figures
 are its last evaluation in eval.jsonl (modes captured, high-quality %, reverse KL in nats; see
-gan_jax/metrics/modes.py). Compute is the wall time of the method's group as sweep.jsonl records
-it (vectorized: all seeds in one program). Prints the markdown and writes it to --out if given;
+gan_jax/metrics/modes.py). Compute is the mean over the method's runs of each run's training
+seconds (the last train_seconds of its metrics.jsonl: training wall time over all its attempts,
+compilation included, evaluation not; runs trained as lanes of one vectorized program each carry
+that program's time). Prints the markdown and writes it to --out if given;
 --curves draws modes and high-quality % against iterations per method (mean over seeds, band from
 the lowest to the highest seed), ring and grid side by side.
 """
@@ -51,34 +53,21 @@ def method_of(config: dict) -> str:
   return name + (' (stop-gradient)' if k and config['unroll']['stop_gradient'] else '')
 
 
-def _group_seconds(directory: pathlib.Path) -> dict[str, float]:
-  """{run workdir name: wall seconds of its group} from every sweep.jsonl under `directory` (last
-  record per member), so one table can gather several sweep directories."""
-  seconds = {}
-  for path in sorted(directory.rglob('sweep.jsonl')):
-    for line in path.read_text().splitlines():
-      try:
-        record = json.loads(line)
-        seconds[record['workdir']] = float(record['seconds'])
-      except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        continue
-  return seconds
-
-
 def collect(directory: str) -> dict[str, dict]:
-  """{method: {'runs': n, 'finished': n, 'steps': max step, 'seconds': group wall time,
-  metric: [final values over runs]}} for the runs under `directory`."""
+  """{method: {'runs': n, 'finished': n, 'steps': max step, 'train_seconds': [each run's training
+  seconds], metric: [final values over runs]}} for the runs under `directory`."""
   root = pathlib.Path(directory)
-  seconds = _group_seconds(root)
   methods: dict[str, dict] = {}
   for config_file in sorted(root.rglob('config.json')):
     run = config_file.parent
     config = json.loads(config_file.read_text())
-    entry = methods.setdefault(method_of(config), {'runs': 0, 'finished': 0, 'steps': 0, 'seconds': 0.0})
+    entry = methods.setdefault(method_of(config), {'runs': 0, 'finished': 0, 'steps': 0, 'train_seconds': []})
     entry['runs'] += 1
     status = json.loads((run / 'status.json').read_text()) if (run / 'status.json').exists() else {}
     entry['finished'] += status.get('status') == 'finished'
-    entry['seconds'] = max(entry['seconds'], seconds.get(run.name, 0.0))
+    trained = report.read_jsonl(run / 'metrics.jsonl').get('train_seconds', {})
+    if trained:
+      entry['train_seconds'].append(trained[max(trained)])
     series = report.read_jsonl(run / 'eval.jsonl')
     for metric, values in series.items():
       last = max(values)
@@ -137,13 +126,17 @@ def mean_se(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
   return f'{np.mean(x):.{digits}f} ± {np.std(x, ddof=1) / math.sqrt(len(x)):.{digits}f}'
 
 
+def _mean(values: list[float] | None) -> float:
+  return float(np.mean(values)) if values else 0.0
+
+
 def _ordered(methods: dict) -> list[str]:
   return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
 
 
 def table_2d(ring: dict, grid: dict) -> str:
   lines = ['| Method | Ring modes (of 8) | Ring HQ % | Ring reverse KL | Grid modes (of 25) | Grid HQ % | '
-           'Grid reverse KL | Seeds (ring / grid) | Iterations | Wall s (ring / grid) |',
+           'Grid reverse KL | Seeds (ring / grid) | Iterations | Training s per run (ring / grid) |',
            '|---|---|---|---|---|---|---|---|---|---|']
   for method in _ordered({**ring, **grid}):
     r, g = ring.get(method, {}), grid.get(method, {})
@@ -153,7 +146,7 @@ def table_2d(ring: dict, grid: dict) -> str:
                 mean_se(entry.get('reverse_kl', []), digits=2)]
     cells += [f'{r.get("finished", 0)}/{r.get("runs", 0)} / {g.get("finished", 0)}/{g.get("runs", 0)}',
               f'{max(r.get("steps", 0), g.get("steps", 0))}',
-              f'{r.get("seconds", 0):.0f} / {g.get("seconds", 0):.0f}']
+              f'{_mean(r.get("train_seconds")):.0f} / {_mean(g.get("train_seconds")):.0f}']
     lines.append('| ' + ' | '.join(cells) + ' |')
   for name, ring_modes, ring_hq, grid_modes, grid_hq in PUBLISHED_2D:
     lines.append(f'| *published:* {name} | {ring_modes} | {ring_hq} | - | {grid_modes} | {grid_hq} | - | | | |')
@@ -161,11 +154,11 @@ def table_2d(ring: dict, grid: dict) -> str:
 
 
 def table_stacked(stacked: dict) -> str:
-  lines = ['| Method | Modes (of 1000) | KL | Seeds | Iterations | Wall s |', '|---|---|---|---|---|---|']
+  lines = ['| Method | Modes (of 1000) | KL | Seeds | Iterations | Training s per run |', '|---|---|---|---|---|---|']
   for method in _ordered(stacked):
     e = stacked[method]
     lines.append(f'| {method} | {mean_se(e.get("modes", []))} | {mean_se(e.get("reverse_kl", []), digits=2)} | '
-                 f'{e["finished"]}/{e["runs"]} | {e["steps"]} | {e["seconds"]:.0f} |')
+                 f'{e["finished"]}/{e["runs"]} | {e["steps"]} | {_mean(e["train_seconds"]):.0f} |')
   for name, modes, kl in PUBLISHED_STACKED:
     lines.append(f'| *published:* {name} | {modes} | {kl} | | | |')
   return '\n'.join(lines)

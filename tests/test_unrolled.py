@@ -234,6 +234,9 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
       records = [{'step': 1000, 'modes': 0, 'high_quality': 0.0, 'reverse_kl': 9.0},
                  {'step': 2000, 'modes': modes, 'high_quality': hq, 'reverse_kl': kl}]
       (run / 'eval.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
+      trained = [{'step': 1000, 'd_loss': 1.0, 'train_seconds': 50.0 + seed},  # The last row counts.
+                 {'step': 2000, 'd_loss': 1.0, 'train_seconds': 100.0 + 30 * seed}]
+      (run / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in trained))
   collected = table.collect(str(tmp_path))
   assert collected['GAN']['modes'] == [1, 2, 4] and collected['Unrolled k=5']['runs'] == 2
   rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in table.table_2d(collected, {}).splitlines()}
@@ -241,6 +244,7 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   assert rows['GAN'][1] == f'{7 / 3:.1f} ± {se:.1f}'
   assert rows['GAN'][2] == f'{100 * (0.99 + 0.95 + 0.90) / 3:.1f} ± {100 * np.std([0.99, 0.95, 0.9], ddof=1) / np.sqrt(3):.1f}'
   assert rows['Unrolled k=5'][1] == '7.5 ± 0.5'
+  assert rows['GAN'][-1] == '130 / 0 |' and rows['Unrolled k=5'][-1] == '115 / 0 |'  # Each run's training s, mean.
   series = table.curves(str(tmp_path))
   assert series['GAN']['modes'] == {1000: [0.0, 0.0, 0.0], 2000: [1.0, 2.0, 4.0]}
   table.plot_curves({'ring': str(tmp_path), 'grid': str(tmp_path)}, str(tmp_path / 'curves.png'))
