@@ -1,6 +1,6 @@
 """The loss study's results page (experiments/loss_study.py) from its runs, and their committed records.
 
-  python bench/loss_study.py --sweep=DIR [--records=RECORDS] [--out=PAGE_DIR]
+  python bench/loss_study.py --sweep=DIR [--records=RECORDS] [--out=PAGE_DIR] [--page=RESULTS_PAGE]
 
 DIR is the search's sweep directory (`launch.py --exp=loss_study[:fashion_mnist] --sweep`), with the
 best draws' other seeds, once run, in DIR/seeds (`launch.py --exp=loss_study:best --sweep
@@ -18,8 +18,14 @@ Writes into PAGE_DIR (default DIR):
   - loss_study_spread.png (every draw per loss) and loss_study_best_vs_time.png;
   - best.json: each loss's best draw as config overrides; copied to
     docs/results/loss_study/best_<data>.json, it is what `loss_study:best` runs with other seeds.
+
+With --page (docs/results/loss_study.md), the same tables also replace the part of that page
+between the lines `<!-- loss_study/<name of DIR> begin -->` and `<!-- loss_study/<name of DIR> end -->`,
+opened by how many runs had ended and when, and the figures go to the page's figures/ directory
+as loss_study_<name of DIR>_spread.png and _best_vs_time.png; the rest of the page is kept.
 """
 import argparse
+import datetime
 import json
 import math
 import pathlib
@@ -96,12 +102,46 @@ def best_overrides(groups: list[search_report.Group]) -> dict[str, dict]:
   return {g.name: {k: g.best_runs[0].config[k] for k in OVERRIDES if k in g.best_runs[0].config} for g in groups}
 
 
+ALT_TEXT = {'loss_study_spread': "every search run's final FD, per loss",
+            'loss_study_best_vs_time': "each loss's best configuration: FD against training wall-clock"}
+
+
+def marker(name: str, end: str) -> str:
+  return f'<!-- loss_study/{name} {end} -->'
+
+
+def update_page(page: pathlib.Path, name: str, groups: list[search_report.Group], tables: str,
+                figures: tuple[pathlib.Path, ...]) -> None:
+  """Replaces `page`'s section of the sweep `name` (between its markers) with a count of the ended
+  runs, `tables` and links to `figures`, copied to the page's figures/ as loss_study_<name>_<stem
+  after 'loss_study_'>.png."""
+  text = page.read_text()
+  begin, end = marker(name, 'begin'), marker(name, 'end')
+  if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+    raise SystemExit(f'{page} needs the lines {begin} and {end} once each, around the part this '
+                     'script writes; add them and rerun')
+  links = []
+  for figure in figures:
+    target = page.parent / 'figures' / f'loss_study_{name}_{figure.stem.removeprefix("loss_study_")}.png'
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(figure, target)
+    links.append(f'![{ALT_TEXT[figure.stem]}]({target.relative_to(page.parent).as_posix()})')
+  search = sum(len(g.configs) for g in groups)
+  seeds = sum(len(members) - 1 for g in groups for members in g.configs)
+  now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+  section = (f'{begin}\nRuns ended as of {now}: {search} search runs, {seeds} runs of the best draws\' extra seeds '
+             f'(written by `bench/loss_study.py --page`).\n\n{tables}\n\n' + '\n\n'.join(links) + f'\n{end}')
+  head, rest = text.split(begin)
+  page.write_text(head + section + rest.split(end, 1)[1])
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--sweep', required=True, help='the loss-study sweep directory (the search; its seeds in DIR/seeds)')
   parser.add_argument('--records', help='the committed record directory: updated with the ended runs, then read')
   parser.add_argument('--metric', default='classifier_fd')
   parser.add_argument('--out', help='where the page, plots and best.json go (default: the sweep directory)')
+  parser.add_argument('--page', help='a results page whose section of this sweep (between its markers) is rewritten')
   args = parser.parse_args()
   sweep = pathlib.Path(args.sweep)
   source = sweep
@@ -119,10 +159,12 @@ def main() -> None:
   search_report.plot_spread(groups, grouping, args.metric, spread)
   search_report.plot_best_against_time(groups, grouping, args.metric, timed)
   (out / 'best.json').write_text(json.dumps(best_overrides(groups), indent=2) + '\n')
-  text = '\n'.join(search_report.table(groups, grouping, args.metric))
-  text += f'\n\nEvery search run (final {args.metric}):\n\n' + per_draw(groups, args.metric)
-  text += '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in (spread, timed))
+  tables = '\n'.join(search_report.table(groups, grouping, args.metric))
+  tables += f'\n\nEvery search run (final {args.metric}):\n\n' + per_draw(groups, args.metric)
+  text = tables + '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in (spread, timed))
   (out / 'loss_study.md').write_text(text + '\n')
+  if args.page:
+    update_page(pathlib.Path(args.page), sweep.name, groups, tables, (spread, timed))
   print(text)
   print(f'\nwrote {out / "loss_study.md"}, {out / "best.json"}, {spread} and {timed}')
 

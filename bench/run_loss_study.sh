@@ -21,7 +21,7 @@ launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
 }
 
 record() {  # $1: the sweep directory
-  python bench/loss_study.py --sweep="$1" --records=$RECORDS > /dev/null || exit 1
+  python bench/loss_study.py --sweep="$1" --records=$RECORDS --page=docs/results/loss_study.md > /dev/null || exit 1
 }
 
 for data in mnist fashion_mnist; do

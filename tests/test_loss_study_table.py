@@ -124,3 +124,28 @@ def test_the_per_draw_table_puts_each_search_run_in_its_draw_and_loss(search, mo
   assert [row[0] for row in rows] == ['| 0.0001, 0.0002, 0.5, 0.5, 1', '| 0.0003, 0.0002, 0.5, 0.5, 2',
                                       '| 0.0005, 0.0002, 0.5, 0.5, 5']
   assert [row[1:] for row in rows] == [['40.0', '90.0 |'], ['diverged', '30.0 |'], ['200.0', '60.0 |']]
+
+
+def test_the_results_page_gets_its_section_rewritten_and_keeps_the_rest(search, monkeypatch, tmp_path):
+  """--page replaces only the sweep's own section (between its markers), with the run counts, the
+  tables and the figures copied beside the page; a page without the markers is refused, unchanged."""
+  table = _table_module()
+  page = tmp_path / 'docs' / 'loss_study.md'
+  page.parent.mkdir()
+  before, between, after = 'intro\n', '<!-- loss_study/mnist begin -->\nold table\n<!-- loss_study/mnist end -->', '\nrest\n'
+  fashion = '<!-- loss_study/fashion_mnist begin -->\nfashion\n<!-- loss_study/fashion_mnist end -->\n'
+  page.write_text(before + between + after + fashion)
+  _run(table, monkeypatch, f'--sweep={search}', f'--page={page}')
+  text = page.read_text()
+  assert text.startswith(before + '<!-- loss_study/mnist begin -->\nRuns ended as of ')
+  assert text.endswith('<!-- loss_study/mnist end -->' + after + fashion) and 'old table' not in text
+  section = text.split('begin -->\n', 1)[1].split('<!-- loss_study/mnist end')[0]
+  assert ': 6 search runs, 2 runs of the best draws\' extra seeds' in section  # The running one is not counted.
+  assert section.count('\n| hinge | 3 (0) | 30 |') == 1 and 'Every search run' in section
+  for name in ('spread', 'best_vs_time'):
+    assert f'](figures/loss_study_mnist_{name}.png)' in section
+    assert (page.parent / 'figures' / f'loss_study_mnist_{name}.png').stat().st_size > 5_000
+  page.write_text('no markers\n')
+  with pytest.raises(SystemExit, match='loss_study/mnist begin'):
+    _run(table, monkeypatch, f'--sweep={search}', f'--page={page}')
+  assert page.read_text() == 'no markers\n'
