@@ -15,7 +15,9 @@ sweep directory resumes; `--runner=processes` keeps both cores busy):
   python launch.py --exp=loss_study:smoke --sweep --workdir=DIR                           # seconds per member
   python launch.py --report=runs/loss_study/mnist   # the search per loss (best draw, median and range,
       # strip plot, best draws against wall-clock; gan_jax/search_report.py), then every run's table and curves
-  python bench/loss_study.py --sweep=runs/loss_study/mnist --records=docs/results/loss_study/records
+  bash bench/run_loss_study.sh runs/loss_study     # all of the below for MNIST, then Fashion-MNIST, resumable
+  python bench/loss_study.py --sweep=runs/loss_study/mnist --records=docs/results/loss_study/records \
+      --page=docs/results/loss_study.md
       # the results page's tables and figures, best.json; keeps the ended runs' records (committed: the
       # study spans machines); on a new machine `mkdir -p runs/loss_study && cp -r
       # docs/results/loss_study/records/mnist runs/loss_study/` first: the sweep skips those members
@@ -42,7 +44,7 @@ Expected result (the paper's, Fig. 4 and Table 2): on MNIST and Fashion-MNIST ev
 a similar best FD, and the spread over hyperparameters is wider than the differences between the
 losses' best runs; no loss is consistently better. Compare rankings and spreads, not values: the
 paper's FD is on Inception features, this project's on its own classifier's. Measured results:
-docs/results/loss_study.md (partial so far: MNIST, 53 of the 56 search runs; WGAN-GP
+docs/results/loss_study.md (partial so far: MNIST, 54 of the 56 search runs; WGAN-GP
 and DRAGAN best, at ~3.5x the wall-clock per run).
 """
 import json
