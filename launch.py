@@ -122,9 +122,9 @@ def main(argv: list[str]) -> int:
   if FLAGS.cluster:
     return cluster.submit_run(FLAGS.exp, _overrides, pathlib.Path(workdir), FLAGS.cluster, resources)
   from gan_jax import compile_cache  # Imported late: JAX starts only after the flags are valid.
-  from gan_jax.train import parallel
+  from gan_jax import distributed
   compile_cache.enable()
-  parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+  distributed.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
   from gan_jax.train import loop
   result = loop.train_and_evaluate(config, pathlib.Path(workdir))
   logging.info('run finished at step %d in %s', result['step'], workdir)

@@ -5,7 +5,7 @@
   debug  runs them in this process (submitit's DebugExecutor), so pdb works.
 
 A single run is one job of --nodes x --tasks_per_node processes: each task starts jax.distributed
-from the job's environment (gan_jax.train.parallel.initialize_from_job) and the one trainer runs
+from the job's environment (gan_jax.distributed.initialize_from_job) and the one trainer runs
 data-parallel over all of them; process 0 alone writes logs, samples and status, and Orbax writes the
 checkpoints from every process. A sweep is one job array: each element trains one member
 (--runner=sequential) or one group of lanes (--runner=vectorized), at most --array_parallelism at once;
@@ -181,11 +181,11 @@ def submit_run(exp: str, overrides: list[tuple[str, str]], workdir: pathlib.Path
   exit status."""
   from gan_jax import experiments
   from gan_jax import workdir_lock
+  from gan_jax import config_checks
   from gan_jax.train import lanes
-  from gan_jax.train import run as run_lib
   check(engine, resources, sweep=False)
   config = experiments.load_config(exp, overrides)
-  run_lib.validate(config)
+  config_checks.validate(config)
   workdir = pathlib.Path(workdir).resolve()
   lanes.check_workdir(config, workdir)
   holder = workdir_lock.holder(workdir)

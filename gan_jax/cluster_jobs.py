@@ -55,8 +55,8 @@ class RunJob(submitit.helpers.Checkpointable):
 
   def __call__(self, exp: str, overrides: list[tuple[str, str]], workdir: str) -> dict[str, Any]:
     _job_setup()
-    from gan_jax.train import parallel
-    parallel.initialize_from_job()
+    from gan_jax import distributed
+    distributed.initialize_from_job()
     from gan_jax import experiments
     from gan_jax.train import loop
     config = experiments.load_config(exp, overrides)

@@ -145,10 +145,10 @@ def prepare(exp: str, overrides: list[tuple[str, str]], directory: str | os.Path
 
 def validate(sweep: Sweep) -> None:
   """Checks every selected member's config as a run would, before anything starts."""
-  from gan_jax.train import run as run_lib  # JAX starts here, after the flags and the spec are known to be valid.
+  from gan_jax import config_checks  # JAX starts here, after the flags and the spec are known to be valid.
   for job in sweep.jobs:
     try:
-      run_lib.validate(job.config)
+      config_checks.validate(job.config)
     except UserError as e:
       raise UserError(f'sweep member {job.member.index} ({job.member.name}): {e}') from None
 

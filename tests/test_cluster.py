@@ -180,8 +180,8 @@ def _free_slurm_job_id() -> int:
 
 
 def test_a_slurm_environment_is_detected_without_arguments(tmp_path):
-  code = ('from gan_jax.train import parallel\n'
-          'n = parallel.initialize_from_job()\n'
+  code = ('from gan_jax import distributed\n'
+          'n = distributed.initialize_from_job()\n'
           'import jax\n'
           'print("processes", n, jax.process_index(), jax.process_count())\n')
   job_id = _free_slurm_job_id()
@@ -203,8 +203,8 @@ def test_one_task_needs_no_distributed_start(monkeypatch):
     monkeypatch.setenv(name, '0')
   monkeypatch.setenv('SLURM_NTASKS', '1')
   monkeypatch.setenv('SUBMITIT_LOCAL_NTASKS', '1')
-  from gan_jax.train import parallel
-  assert parallel.initialize_from_job() == 1
+  from gan_jax import distributed
+  assert distributed.initialize_from_job() == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError
-from gan_jax.train import run as run_lib
+from gan_jax import config_checks
 from gan_jax.train import state as state_lib
 
 
@@ -65,4 +65,4 @@ def test_bad_decay_is_a_user_error(key, value, message):
   c = config_lib.base()
   c.optim[key] = value
   with pytest.raises(UserError, match=message):
-    run_lib.validate(c)
+    config_checks.validate(c)

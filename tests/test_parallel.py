@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 
 from gan_jax import experiments
-from gan_jax.errors import UserError
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
-from gan_jax.train import parallel
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -143,15 +141,6 @@ def test_two_processes_train_one_run(tmp_path, data_dir):
   # Both processes took part in every iteration, so they logged the same (global) losses.
   losses = [[line.split('| d_loss')[1] for line in out.splitlines() if '| d_loss' in line] for out in outputs]
   assert len(losses[0]) == 2 and losses[0] == losses[1]
-
-
-def test_distributed_flags_need_a_coordinator(monkeypatch):
-  monkeypatch.delenv('JAX_COORDINATOR_ADDRESS', raising=False)
-  assert not parallel.initialize_distributed(None, None, None)
-  with pytest.raises(UserError, match='need --coordinator'):
-    parallel.initialize_distributed(None, 2, 0)
-  with pytest.raises(UserError, match='needs --num_processes=N and --process_id'):
-    parallel.initialize_distributed('localhost:1234', 2, 2)
 
 
 def test_bfloat16_computes_in_bf16_with_float32_state(data_dir):

@@ -196,7 +196,6 @@ def test_a_pretrained_run_starts_both_encoders_from_the_saved_reader(tmp_path, d
   G's and D's encoders start from it (frozen: they are still it after training steps)."""
   import flax.serialization
   from gan_jax.train import loop
-  from gan_jax.models import text_pretraining
   models_dir = tmp_path / 'models'
   overrides = [('model.text_pretrained', 'true'), ('model.text_frozen', 'true'), ('eval.models_dir', str(models_dir)),
                ('model.text_dim', '32'),  # The smoke config's 8 is too narrow to read the class.

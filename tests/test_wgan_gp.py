@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from gan_jax import config_checks
 from gan_jax import experiments
 from gan_jax import losses
 from gan_jax import models
@@ -32,7 +33,7 @@ def test_options_and_sweep():
   clip = _config('wgan_gp:fashion_mnist,clip')
   assert (clip.data.name, clip.penalty.gp, clip.penalty.clip, clip.optim.d.lr) == ('fashion_mnist', 0.0, 0.01, 5e-5)
   assert _config('wgan_gp:ring,clip').model.d_norm == 'none'  # The MLP critic has no BatchNorm.
-  run_lib.validate(clip)
+  config_checks.validate(clip)
   with pytest.raises(UserError, match='unknown option'):
     _config('wgan_gp:nope')
   module = experiments.load_module('wgan_gp')

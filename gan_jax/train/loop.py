@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import config_checks
 from gan_jax import logging as log_lib
 from gan_jax import workdir_lock
 from gan_jax.errors import UserError
@@ -181,7 +182,7 @@ def train(configs: list, workdirs: list, on_done: OnDone | None = None, restarts
     raise UserError('runs trained as one program must differ only in '
                     f'{", ".join(program_lib.VECTORIZED_KEYS)} (and in no penalty being switched on or off)')
   for c in configs[1:]:
-    run_lib.validate(c)
+    config_checks.validate(c)
   run = run_lib.build_run(configs[0])
   # Built before any workdir is touched: unknown metrics or missing classifier files fail first.
   evaluator = evaluator_lib.Evaluator(configs[0], run.source) if configs[0].eval.metrics and parallel.is_main() else None
