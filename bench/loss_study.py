@@ -36,6 +36,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gan_jax import experiments  # pylint: disable=wrong-import-position
 from gan_jax import report  # pylint: disable=wrong-import-position
 from gan_jax import search_report  # pylint: disable=wrong-import-position
+from gan_jax.errors import UserError  # pylint: disable=wrong-import-position
 
 STUDY = experiments.load_module('loss_study')
 SHARED = tuple(STUDY.SEARCH)  # The searched values every loss's draw shares (common random numbers).
@@ -106,33 +107,24 @@ ALT_TEXT = {'loss_study_spread': "every search run's final FD, per loss",
             'loss_study_best_vs_time': "each loss's best configuration: FD against training wall-clock"}
 
 
-def marker(name: str, end: str) -> str:
-  return f'<!-- loss_study/{name} {end} -->'
-
-
 def update_page(page: pathlib.Path, name: str, groups: list[search_report.Group], tables: str,
                 figures: tuple[pathlib.Path, ...]) -> None:
   """Replaces `page`'s section of the sweep `name` (between its markers) with a count of the ended
   runs, `tables` and links to `figures`, copied to the page's figures/ as loss_study_<name>_<stem
   after 'loss_study_'>.png."""
-  text = page.read_text()
-  begin, end = marker(name, 'begin'), marker(name, 'end')
-  if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
-    raise SystemExit(f'{page} needs the lines {begin} and {end} once each, around the part this '
-                     'script writes; add them and rerun')
-  links = []
-  for figure in figures:
-    target = page.parent / 'figures' / f'loss_study_{name}_{figure.stem.removeprefix("loss_study_")}.png'
-    target.parent.mkdir(exist_ok=True)
-    shutil.copyfile(figure, target)
-    links.append(f'![{ALT_TEXT[figure.stem]}]({target.relative_to(page.parent).as_posix()})')
+  targets = {figure: page.parent / 'figures' / f'loss_study_{name}_{figure.stem.removeprefix("loss_study_")}.png'
+             for figure in figures}
+  links = [f'![{ALT_TEXT[figure.stem]}]({target.relative_to(page.parent).as_posix()})'
+           for figure, target in targets.items()]
   search = sum(len(g.configs) for g in groups)
   seeds = sum(len(members) - 1 for g in groups for members in g.configs)
   now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-  section = (f'{begin}\nRuns ended as of {now}: {search} search runs, {seeds} runs of the best draws\' extra seeds '
-             f'(written by `bench/loss_study.py --page`).\n\n{tables}\n\n' + '\n\n'.join(links) + f'\n{end}')
-  head, rest = text.split(begin)
-  page.write_text(head + section + rest.split(end, 1)[1])
+  report.write_section(page, f'loss_study/{name}',
+                       f'Runs ended as of {now}: {search} search runs, {seeds} runs of the best draws\' extra seeds '
+                       f'(written by `bench/loss_study.py --page`).\n\n{tables}\n\n' + '\n\n'.join(links))
+  for figure, target in targets.items():
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(figure, target)
 
 
 def main() -> None:
@@ -164,7 +156,10 @@ def main() -> None:
   text = tables + '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in (spread, timed))
   (out / 'loss_study.md').write_text(text + '\n')
   if args.page:
-    update_page(pathlib.Path(args.page), sweep.name, groups, tables, (spread, timed))
+    try:
+      update_page(pathlib.Path(args.page), sweep.name, groups, tables, (spread, timed))
+    except UserError as e:
+      raise SystemExit(f'error: {e}') from None
   print(text)
   print(f'\nwrote {out / "loss_study.md"}, {out / "best.json"}, {spread} and {timed}')
 

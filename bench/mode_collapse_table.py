@@ -1,6 +1,7 @@
 """The mode-collapse table: our runs (mean +- standard error over seeds) next to published figures.
 
   python bench/mode_collapse_table.py --ring=DIR --grid=DIR [--stacked=DIR] [--out=FILE] [--curves=PNG]
+      [--page=RESULTS_PAGE --section=NAME]
 
 DIR is a sweep directory (e.g. of `launch.py --exp=unrolled:ring,compare --sweep
 --runner=vectorized --workdir=DIR`) or any folder of run directories. Each run's method is read
@@ -11,7 +12,9 @@ seconds (the last train_seconds of its metrics.jsonl: training wall time over al
 compilation included, evaluation not; runs trained as lanes of one vectorized program each carry
 that program's time). Prints the markdown and writes it to --out if given;
 --curves draws modes and high-quality % against iterations per method (mean over seeds, band from
-the lowest to the highest seed), ring and grid side by side.
+the lowest to the highest seed), ring and grid side by side. --page with --section writes the tables
+into that page between its lines `<!-- NAME begin -->` and `<!-- NAME end -->` (gan_jax.report.write_section),
+keeping the rest.
 """
 import argparse
 import json
@@ -23,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gan_jax import report  # pylint: disable=wrong-import-position
+from gan_jax.errors import UserError  # pylint: disable=wrong-import-position
 
 # (method, ring modes, ring HQ %, grid modes, grid HQ %): 2,500 samples, 3-std high quality.
 PUBLISHED_2D = (
@@ -53,9 +57,16 @@ def method_of(config: dict) -> str:
   return name + (' (stop-gradient)' if k and config['unroll']['stop_gradient'] else '')
 
 
+def _ended(run: pathlib.Path) -> bool:
+  """Whether the run in directory `run` finished or diverged (its values are final)."""
+  status = run / 'status.json'
+  return status.exists() and json.loads(status.read_text()).get('status') in ('finished', 'diverged')
+
+
 def collect(directory: str) -> dict[str, dict]:
   """{method: {'runs': n, 'finished': n, 'steps': max step, 'train_seconds': [each run's training
-  seconds], metric: [final values over runs]}} for the runs under `directory`."""
+  seconds], metric: [final values over runs]}} for the runs under `directory`. The values are those
+  of ended runs (finished or diverged); a run still going or interrupted is only counted in 'runs'."""
   root = pathlib.Path(directory)
   methods: dict[str, dict] = {}
   for config_file in sorted(root.rglob('config.json')):
@@ -65,6 +76,8 @@ def collect(directory: str) -> dict[str, dict]:
     entry['runs'] += 1
     status = json.loads((run / 'status.json').read_text()) if (run / 'status.json').exists() else {}
     entry['finished'] += status.get('status') == 'finished'
+    if not _ended(run):
+      continue
     trained = report.read_jsonl(run / 'metrics.jsonl').get('train_seconds', {})
     if trained:
       entry['train_seconds'].append(trained[max(trained)])
@@ -77,9 +90,11 @@ def collect(directory: str) -> dict[str, dict]:
 
 
 def curves(directory: str) -> dict[str, dict[str, dict[int, list[float]]]]:
-  """{method: {metric: {step: [value of each run evaluated at that step]}}} for the runs under `directory`."""
+  """{method: {metric: {step: [value of each run evaluated at that step]}}} for the ended runs under `directory`."""
   methods: dict[str, dict[str, dict[int, list[float]]]] = {}
   for config_file in sorted(pathlib.Path(directory).rglob('config.json')):
+    if not _ended(config_file.parent):
+      continue
     entry = methods.setdefault(method_of(json.loads(config_file.read_text())), {})
     for metric, values in report.read_jsonl(config_file.parent / 'eval.jsonl').items():
       for step, value in values.items():
@@ -171,7 +186,11 @@ def main(argv: list[str] | None = None) -> str:
   parser.add_argument('--stacked', help='runs on Stacked MNIST')
   parser.add_argument('--out', help='markdown file to write')
   parser.add_argument('--curves', help='PNG file: modes and high-quality % against iterations, ring and grid')
+  parser.add_argument('--page', help='a results page to write the tables into (with --section)')
+  parser.add_argument('--section', help='the name of the page\'s section the tables replace')
   args = parser.parse_args(argv)
+  if bool(args.page) != bool(args.section):
+    parser.error('--page and --section go together')
   text = ('2D mixtures, last evaluation of each run (2,500 samples; mean ± standard error over seeds):\n\n'
           + table_2d(collect(args.ring), collect(args.grid)) + '\n')
   if args.stacked:
@@ -179,6 +198,11 @@ def main(argv: list[str] | None = None) -> str:
         collect(args.stacked)) + '\n'
   if args.out:
     pathlib.Path(args.out).write_text(text)
+  if args.page:
+    try:
+      report.write_section(pathlib.Path(args.page), args.section, text)
+    except UserError as e:
+      raise SystemExit(f'error: {e}') from None
   if args.curves:
     plot_curves({'ring': args.ring, 'grid': args.grid}, args.curves)
   print(text)

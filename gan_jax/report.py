@@ -50,6 +50,24 @@ IMAGES_KEY = 'images_seen'  # The plots' x-axis when every run logs it with its 
 PROGRESS_KEYS = (IMAGES_KEY, 'resolution', 'alpha', TIME_KEY)
 
 
+def write_section(page: pathlib.Path, name: str, text: str) -> None:
+  """Replaces what stands between the lines `<!-- NAME begin -->` and `<!-- NAME end -->` of a
+  results page with `text`, keeping the rest: how a bench keeps its measured part of a committed
+  page current.
+
+  Raises:
+    UserError if the page lacks the two lines, once each and in order (the page is left unchanged).
+  """
+  page = pathlib.Path(page)
+  begin, end = f'<!-- {name} begin -->', f'<!-- {name} end -->'
+  content = page.read_text()
+  if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
+    raise UserError(f'{page} needs the lines {begin} and {end}, once each, around the part to rewrite; '
+                    'add them and rerun')
+  head, rest = content.split(begin)
+  page.write_text(f'{head}{begin}\n{text.strip()}\n{end}{rest.split(end, 1)[1]}')
+
+
 def lower_is_better(metric: str) -> bool:
   return any(part in metric.lower() for part in _LOWER_IS_BETTER)
 

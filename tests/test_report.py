@@ -191,3 +191,17 @@ def test_eval_metrics_are_also_plotted_against_training_wall_time(tmp_path, monk
   header = next(csv.reader(open(tmp_path / 'report.csv')))
   assert 'train_seconds_final_mean' in header and 'train_seconds_final_final_mean' not in header
   assert not any(h.startswith('train_seconds_best') for h in header)
+
+
+def test_write_section_replaces_only_its_own_part_of_a_page(tmp_path):
+  page = tmp_path / 'page.md'
+  page.write_text('intro\n<!-- a begin -->\nold\n<!-- a end -->\nmiddle\n<!-- b begin -->\nb\n<!-- b end -->\n')
+  report.write_section(page, 'a', '\nnew table\n\n')
+  assert page.read_text() == 'intro\n<!-- a begin -->\nnew table\n<!-- a end -->\nmiddle\n<!-- b begin -->\nb\n<!-- b end -->\n'
+  for broken in ('<!-- a begin -->\n<!-- a end -->\n<!-- a end -->\n',  # Twice.
+                 '<!-- a end -->\nx\n<!-- a begin -->\n',               # Out of order.
+                 'no markers\n'):
+    page.write_text(broken)
+    with pytest.raises(UserError, match='<!-- a begin -->'):
+      report.write_section(page, 'a', 'new')
+    assert page.read_text() == broken

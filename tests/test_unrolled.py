@@ -237,8 +237,15 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
       trained = [{'step': 1000, 'd_loss': 1.0, 'train_seconds': 50.0 + seed},  # The last row counts.
                  {'step': 2000, 'd_loss': 1.0, 'train_seconds': 100.0 + 30 * seed}]
       (run / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in trained))
+  running = tmp_path / 'GAN-running'  # Not ended: counted, its values not used.
+  running.mkdir()
+  (running / 'config.json').write_text((tmp_path / 'GAN-0' / 'config.json').read_text())
+  (running / 'status.json').write_text(json.dumps({'status': 'running', 'step': 1000}))
+  (running / 'eval.jsonl').write_text(json.dumps({'step': 1000, 'modes': 0, 'high_quality': 0.0, 'reverse_kl': 9.0}))
+  (running / 'metrics.jsonl').write_text(json.dumps({'step': 1000, 'train_seconds': 5000.0}))
   collected = table.collect(str(tmp_path))
   assert collected['GAN']['modes'] == [1, 2, 4] and collected['Unrolled k=5']['runs'] == 2
+  assert collected['GAN']['runs'] == 4 and collected['GAN']['finished'] == 3
   rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in table.table_2d(collected, {}).splitlines()}
   se = np.std([1, 2, 4], ddof=1) / np.sqrt(3)
   assert rows['GAN'][1] == f'{7 / 3:.1f} ± {se:.1f}'
@@ -250,3 +257,7 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   table.plot_curves({'ring': str(tmp_path), 'grid': str(tmp_path)}, str(tmp_path / 'curves.png'))
   assert (tmp_path / 'curves.png').stat().st_size > 10_000
   assert '*published:* Unrolled GAN (VEEGAN Table 1)' in rows
+  page = tmp_path / 'unrolled.md'
+  page.write_text('intro\n<!-- table begin -->\nold\n<!-- table end -->\nrest\n')
+  text = table.main(['--ring', str(tmp_path), '--grid', str(tmp_path), '--page', str(page), '--section', 'table'])
+  assert page.read_text() == f'intro\n<!-- table begin -->\n{text.strip()}\n<!-- table end -->\nrest\n'

@@ -1,0 +1,37 @@
+#!/bin/bash
+# The 10-seed, 60,000-iteration 2D tables of docs/results/unrolled.md, resumable, in one command:
+#   bash bench/run_unrolled_tables.sh [RUNS_DIR]      (default runs/unrolled_60k; RUNNER=sequential)
+# The grid's shipped setting (`unrolled:grid`: non-saturating G loss, k = 1, 2 D steps) over seeds
+# 0-9, then the `compare` sweeps of the ring and the grid (GAN, unrolled k = 5 and k = 10,
+# unrolled k = 5 with the surrogate G loss -- the ring's shipped setting -- and WGAN-GP; seeds 0-9
+# each). After each sweep the page's table and curves are rewritten from every run ended so far
+# (bench/mode_collapse_table.py --page, section unrolled/60k_10_seeds). Every sweep skips finished
+# members and resumes interrupted ones, so rerunning continues where a stop left off; one SIGTERM
+# (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. RUNNER=sequential (the default)
+# trains one run at a time: on a 2-core CPU doing other work a lone MLP run trains ~2x faster than
+# a vectorized group's runs (BUILD.md, "Vectorized sweeps"); use RUNNER=vectorized on a GPU.
+set -u
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/unrolled_60k}
+FLAGS="--sweep --runner=${RUNNER:-sequential} --config.log.wandb=disabled"
+
+launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
+  python launch.py "$@"
+  status=$?
+  if [ $status -ge 128 ]; then echo "run_unrolled_tables: stopped (exit status $status)"; exit $status; fi
+}
+
+table() {
+  python bench/mode_collapse_table.py --ring="$RUNS/ring" --grid="$RUNS/grid" \
+    --curves=docs/results/figures/unrolled_60k_10_seeds_curves.png \
+    --page=docs/results/unrolled.md --section=unrolled/60k_10_seeds > /dev/null || exit 1
+}
+
+mkdir -p "$RUNS/ring" "$RUNS/grid"
+launch --exp=unrolled:grid $FLAGS --sweep_filter=unroll.steps=1 --workdir="$RUNS/grid/shipped"
+table
+launch --exp=unrolled:ring,compare $FLAGS --workdir="$RUNS/ring/compare"
+table
+launch --exp=unrolled:grid,compare $FLAGS --workdir="$RUNS/grid/compare"
+table
+echo "run_unrolled_tables: done"
