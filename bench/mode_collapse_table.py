@@ -141,8 +141,9 @@ def mean_se(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
   return f'{np.mean(x):.{digits}f} ± {np.std(x, ddof=1) / math.sqrt(len(x)):.{digits}f}'
 
 
-def _mean(values: list[float] | None) -> float:
-  return float(np.mean(values)) if values else 0.0
+def _seconds(values: list[float] | None) -> str:
+  """The mean of the runs' training seconds, '-' without any."""
+  return f'{np.mean(values):.0f}' if values else '-'
 
 
 def _ordered(methods: dict) -> list[str]:
@@ -161,7 +162,7 @@ def table_2d(ring: dict, grid: dict) -> str:
                 mean_se(entry.get('reverse_kl', []), digits=2)]
     cells += [f'{r.get("finished", 0)}/{r.get("runs", 0)} / {g.get("finished", 0)}/{g.get("runs", 0)}',
               f'{max(r.get("steps", 0), g.get("steps", 0))}',
-              f'{_mean(r.get("train_seconds")):.0f} / {_mean(g.get("train_seconds")):.0f}']
+              f'{_seconds(r.get("train_seconds"))} / {_seconds(g.get("train_seconds"))}']
     lines.append('| ' + ' | '.join(cells) + ' |')
   for name, ring_modes, ring_hq, grid_modes, grid_hq in PUBLISHED_2D:
     lines.append(f'| *published:* {name} | {ring_modes} | {ring_hq} | - | {grid_modes} | {grid_hq} | - | | | |')
@@ -173,7 +174,7 @@ def table_stacked(stacked: dict) -> str:
   for method in _ordered(stacked):
     e = stacked[method]
     lines.append(f'| {method} | {mean_se(e.get("modes", []))} | {mean_se(e.get("reverse_kl", []), digits=2)} | '
-                 f'{e["finished"]}/{e["runs"]} | {e["steps"]} | {_mean(e["train_seconds"]):.0f} |')
+                 f'{e["finished"]}/{e["runs"]} | {e["steps"]} | {_seconds(e["train_seconds"])} |')
   for name, modes, kl in PUBLISHED_STACKED:
     lines.append(f'| *published:* {name} | {modes} | {kl} | | | |')
   return '\n'.join(lines)
