@@ -24,20 +24,25 @@ record() {  # $1: the sweep directory
   python bench/loss_study.py --sweep="$1" --records=$RECORDS --page=docs/results/loss_study.md > /dev/null || exit 1
 }
 
-for data in mnist fashion_mnist; do
-  exp=loss_study; [ $data = mnist ] || exp=loss_study:$data
-  sweep=$RUNS/$data
-  if [ ! -d "$sweep" ] && [ -d $RECORDS/$data ]; then
-    mkdir -p "$RUNS" && cp -r $RECORDS/$data "$sweep"
-  fi
-  for pair in "0 1" "2 3" "4 5" "6 7"; do
-    set -- $pair
-    index=$(for loss in 0 1 2 3 4 5 6; do echo -n "$((loss * 8 + $1)),$((loss * 8 + $2)),"; done)
-    launch --exp=$exp $FLAGS --workdir="$sweep" --sweep_index=${index%,}
+# The whole body is one function, read before it runs: the script can be edited (git pull) while it runs.
+main() {
+  for data in mnist fashion_mnist; do
+    exp=loss_study; [ $data = mnist ] || exp=loss_study:$data
+    sweep=$RUNS/$data
+    if [ ! -d "$sweep" ] && [ -d $RECORDS/$data ]; then
+      mkdir -p "$RUNS" && cp -r $RECORDS/$data "$sweep"
+    fi
+    for pair in "0 1" "2 3" "4 5" "6 7"; do
+      set -- $pair
+      index=$(for loss in 0 1 2 3 4 5 6; do echo -n "$((loss * 8 + $1)),$((loss * 8 + $2)),"; done)
+      launch --exp=$exp $FLAGS --workdir="$sweep" --sweep_index=${index%,}
+      record "$sweep"
+    done
+    cp "$sweep/best.json" docs/results/loss_study/best_$data.json
+    launch --exp=loss_study:best,$data $FLAGS --workdir="$sweep/seeds"
     record "$sweep"
   done
-  cp "$sweep/best.json" docs/results/loss_study/best_$data.json
-  launch --exp=loss_study:best,$data $FLAGS --workdir="$sweep/seeds"
-  record "$sweep"
-done
-echo "run_loss_study: done"
+  echo "run_loss_study: done"
+}
+main
+exit

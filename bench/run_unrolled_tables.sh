@@ -29,14 +29,19 @@ table() {
     --page=docs/results/unrolled.md --section=unrolled/60k_10_seeds > /dev/null || exit 1
 }
 
-mkdir -p "$RUNS/ring" "$RUNS/grid" "$RUNS/stacked"
-launch --exp=unrolled:grid $FLAGS --sweep_filter=unroll.steps=1 --workdir="$RUNS/grid/shipped"
-table
-launch --exp=unrolled:ring,compare $FLAGS --workdir="$RUNS/ring/compare"
-table
-launch --exp=unrolled:grid,compare $FLAGS --workdir="$RUNS/grid/compare"
-table
-launch --exp=unrolled:stacked_mnist $FLAGS --sweep_filter=unroll.steps=0,unroll.steps=5,train.seed=0 \
-  --config.eval.eval_every=2500 --workdir="$RUNS/stacked/sweep"
-table
-echo "run_unrolled_tables: done"
+# The whole body is one function, read before it runs: the script can be edited (git pull) while it runs.
+main() {
+  mkdir -p "$RUNS/ring" "$RUNS/grid" "$RUNS/stacked"
+  launch --exp=unrolled:grid $FLAGS --sweep_filter=unroll.steps=1 --workdir="$RUNS/grid/shipped"
+  table
+  launch --exp=unrolled:ring,compare $FLAGS --workdir="$RUNS/ring/compare"
+  table
+  launch --exp=unrolled:grid,compare $FLAGS --workdir="$RUNS/grid/compare"
+  table
+  launch --exp=unrolled:stacked_mnist $FLAGS --sweep_filter=unroll.steps=0,unroll.steps=5,train.seed=0 \
+    --config.eval.eval_every=2500 --workdir="$RUNS/stacked/sweep"
+  table
+  echo "run_unrolled_tables: done"
+}
+main
+exit
