@@ -44,7 +44,7 @@ Expected result (the paper's, Fig. 4 and Table 2): on MNIST and Fashion-MNIST ev
 a similar best FD, and the spread over hyperparameters is wider than the differences between the
 losses' best runs; no loss is consistently better. Compare rankings and spreads, not values: the
 paper's FD is on Inception features, this project's on its own classifier's. Measured results:
-docs/results/loss_study.md (partial so far: MNIST, 54 of the 56 search runs; WGAN-GP
+docs/results/loss_study.md (partial so far: the MNIST search, all 56 runs, seed 0; WGAN-GP
 and DRAGAN best, at ~3.5x the wall-clock per run).
 """
 import json
