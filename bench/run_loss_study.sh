@@ -3,8 +3,8 @@
 #   bash bench/run_loss_study.sh [RUNS_DIR]        (default runs/loss_study; PARALLEL=2 runs at a time)
 # For each data set (MNIST, then Fashion-MNIST): the search (56 runs, two draws of every loss per
 # launch so that a partial search compares every loss on the same draws), then each loss's best
-# draw with seeds 1 and 2 (RUNS_DIR/<data>/seeds), with the page, figures and records made by
-# bench/loss_study.py after each launch. A sweep directory missing on this machine starts from the
+# draw with seeds 1 and 2 (RUNS_DIR/<data>/seeds, a loss at a time), with the page's section,
+# figures and records made by bench/loss_study.py after each launch. A sweep directory missing on this machine starts from the
 # committed records (docs/results/loss_study/records/<data>), whose runs it skips. Every stage
 # skips finished members, so rerunning continues where a stop left off. Stop it with one SIGTERM
 # (or Ctrl-C) to its `launch.py --sweep` process: the members checkpoint, and the script ends.
@@ -39,8 +39,10 @@ main() {
       record "$sweep"
     done
     cp "$sweep/best.json" docs/results/loss_study/best_$data.json
-    launch --exp=loss_study:best,$data $FLAGS --workdir="$sweep/seeds"
-    record "$sweep"
+    for first in 0 2 4 6 8 10 12; do  # loss_study:best's 14 members: 7 losses x seeds 1 and 2, a loss at a time
+      launch --exp=loss_study:best,$data $FLAGS --workdir="$sweep/seeds" --sweep_index=$first-$((first + 1))
+      record "$sweep"
+    done
   done
   echo "run_loss_study: done"
 }
