@@ -5,6 +5,7 @@ overrides any config field (type-checked; unknown keys are an error listing the 
 
 Sweeps and reports (gan_jax/sweep.py, gan_jax/sweep_runners.py, gan_jax/report.py):
   --sweep [--sweep_filter=loss=hinge,train.seed=0] [--sweep_index=0-3] [--dry_run]
+          [--sweep_spec='{"product": {"train.seed": [10, 11]}}'  (JSON: this grid instead of get_sweep())]
           [--runner=sequential|processes|vectorized [--parallel=N]] [--workdir=SWEEP_DIR (reuse it to resume)]
   --sweep --wandb_sweep     writes SWEEP_DIR/sweep.yaml for `wandb sweep` / `wandb agent`
   --report=DIR              report.md, report.csv and plots from the run directories under DIR
@@ -50,6 +51,8 @@ flags.DEFINE_bool('sweep', False, "Run the members of the experiment's get_sweep
 flags.DEFINE_string('sweep_filter', None, 'Sweep members whose values match, e.g. loss=hinge,train.seed=0 '
                     '(a key given twice matches either value).')
 flags.DEFINE_string('sweep_index', None, 'Sweep members by index as --dry_run lists them: 3, 0,2 or 4-7.')
+flags.DEFINE_string('sweep_spec', None, "With --sweep: a grid as JSON (gan_jax/sweep.py's spec) instead of the "
+                    "experiment's get_sweep(), e.g. more seeds of one row.")
 flags.DEFINE_bool('dry_run', False, 'Print the resolved config (or the sweep members) and exit.')
 flags.DEFINE_enum('runner', 'sequential', list(sweep_runners.RUNNERS), 'How sweep members run.')
 flags.DEFINE_integer('parallel', None, 'Concurrent members of --runner=processes (default one per local GPU).')
@@ -97,11 +100,12 @@ def main(argv: list[str]) -> int:
                       '--tasks_per_node')
   if FLAGS.cluster and FLAGS.sweep:
     return cluster.submit_sweep(FLAGS.exp, _overrides, FLAGS.workdir, FLAGS.sweep_filter, FLAGS.sweep_index,
-                                FLAGS.runner, FLAGS.cluster, resources)
+                                FLAGS.runner, FLAGS.cluster, resources, sweep_runners.parse_spec(FLAGS.sweep_spec))
   if FLAGS.sweep:
     return sweep_runners.launch(FLAGS.exp, _overrides, FLAGS.workdir, FLAGS.sweep_filter, FLAGS.sweep_index,
-                                FLAGS.dry_run, FLAGS.runner, FLAGS.parallel, FLAGS.wandb_sweep)
-  for name in ('sweep_filter', 'sweep_index', 'runner', 'parallel', 'wandb_sweep'):
+                                FLAGS.dry_run, FLAGS.runner, FLAGS.parallel, FLAGS.wandb_sweep,
+                                sweep_runners.parse_spec(FLAGS.sweep_spec))
+  for name in ('sweep_filter', 'sweep_index', 'sweep_spec', 'runner', 'parallel', 'wandb_sweep'):
     if FLAGS[name].present:
       raise UserError(f'--{name} needs --sweep')
   if FLAGS.mode != 'train':

@@ -81,6 +81,7 @@ class Sweep:
   base_overrides: list[tuple[str, str]]
   members: list[sweep_lib.Member]   # the whole expansion
   jobs: list[Job]                   # the selected members
+  given_spec: bool = False          # the spec came from --sweep_spec (or a script), not get_sweep()
 
 
 def exp_slug(exp: str) -> str:
@@ -100,6 +101,21 @@ def load_spec(exp: str) -> Any:
   return get_sweep(arg or None) if takes_arg else get_sweep()
 
 
+def parse_spec(text: str | None) -> Any:
+  """`--sweep_spec`'s JSON text as a spec (None when the flag is not given).
+
+  Raises:
+    UserError when the text is not JSON (the spec's own checks come with the expansion).
+  """
+  if text is None:
+    return None
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise UserError(f'--sweep_spec is not valid JSON ({e}); write e.g. '
+                    '--sweep_spec=\'{"product": {"train.seed": [10, 11]}}\'') from None
+
+
 def prepare(exp: str, overrides: list[tuple[str, str]], directory: str | os.PathLike | None = None,
             filter_text: str | None = None, index_text: str | None = None, spec: Any = None) -> Sweep:
   """Expands the sweep of `exp` (or `spec` when given), selects members and resolves their configs.
@@ -110,6 +126,7 @@ def prepare(exp: str, overrides: list[tuple[str, str]], directory: str | os.Path
   """
   overrides = list(overrides)
   config = experiments_lib.load_config(exp, overrides)
+  given_spec = spec is not None
   spec = load_spec(exp) if spec is None else spec
   members = sweep_lib.make_members(spec, config)
   swept = {k for m in members for k in m.values}
@@ -140,7 +157,7 @@ def prepare(exp: str, overrides: list[tuple[str, str]], directory: str | os.Path
             *[f'--config.{k}={t}' for k, t in member.override_args()],
             f'--config.log.group={group}', f'--config.log.name={member.name}']
     jobs.append(Job(member, sweep_lib.member_config(config, member, group), workdir, args))
-  return Sweep(group, exp, directory, spec, overrides, members, jobs)
+  return Sweep(group, exp, directory, spec, overrides, members, jobs, given_spec)
 
 
 def validate(sweep: Sweep) -> None:
@@ -579,8 +596,10 @@ def export_wandb(sweep: Sweep) -> str:
   selected = [job.member for job in sweep.jobs]
   config, count = sweep_lib.wandb_sweep_config(sweep.spec, sweep.members, selected, fixed, sweep.name,
                                                sweep.jobs[0].config.log.project)
-  if 'sweep_index' in config['parameters']:
+  if 'sweep_index' in config['parameters']:  # Each agent run expands the sweep again: the same spec.
     config['command'].insert(-2, f'--workdir={sweep.directory}')
+    if sweep.given_spec:
+      config['command'].insert(-2, f'--sweep_spec={json.dumps(sweep.spec)}')
   write_sweep_json(sweep)
   path = sweep.directory / 'sweep.yaml'
   path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -318,9 +318,30 @@ def test_dry_run_prints_members_and_writes_nothing(tmp_path):
   assert not (tmp_path / 's').exists()
 
 
+def test_sweep_spec_replaces_the_experiments_grid_and_a_wandb_agent_expands_the_same(tmp_path):
+  spec = '{"zip": {"train.seed": [10, 11], "loss": ["hinge", "hinge"]}}'
+  result = launch('--exp=vanilla:smoke', '--sweep', '--dry_run', f'--sweep_spec={spec}', '--sweep_index=1',
+                  f'--workdir={tmp_path / "s"}')
+  assert result.returncode == 0, result.stderr
+  members = [l.strip() for l in result.stdout.splitlines() if re.match(r'\s+\[\d\]', l)]
+  assert members == ['[1] seed=11,loss=hinge (new): --config.train.seed=11 --config.loss=hinge']
+  assert '1 of 2 member(s)' in result.stdout
+  result = launch('--exp=vanilla:smoke', '--sweep', '--wandb_sweep', f'--sweep_spec={spec}', f'--workdir={tmp_path / "w"}')
+  assert result.returncode == 0, result.stderr
+  config = yaml.safe_load((tmp_path / 'w' / 'sweep.yaml').read_text())
+  assert config['parameters'] == {'sweep_index': {'values': [0, 1]}}
+  run = subprocess.run([*_agent_command(config, {'sweep_index': 1}), '--dry_run'], capture_output=True, text=True,
+                       cwd=REPO_ROOT, timeout=120)
+  assert run.returncode == 0, run.stderr
+  assert '[1] seed=11,loss=hinge (new): --config.train.seed=11 --config.loss=hinge' in run.stdout
+
+
 @pytest.mark.parametrize('args, message', [
     (['--sweep_filter=loss=hinge'], '--sweep_filter needs --sweep'),
     (['--runner=processes'], '--runner needs --sweep'),
+    (['--sweep_spec={}'], '--sweep_spec needs --sweep'),
+    (['--sweep', '--sweep_spec={"product": {"train.seed": [1,}}'], '--sweep_spec is not valid JSON'),
+    (['--sweep', '--sweep_spec={"product": {"train.sed": [1]}}'], 'train.sed'),
     (['--sweep', '--sweep_filter=loss=hinge'], 'matches none of the 6 member'),
     (['--sweep', '--sweep_index=9'], r'the sweep has 6 member\(s\)'),
     (['--sweep', '--config.loss=hinge'], '--config.loss is swept by the sweep'),
