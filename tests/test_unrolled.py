@@ -29,6 +29,7 @@ import numpy as np
 import optax
 import pytest
 
+from gan_jax import config as config_lib
 from gan_jax import experiments
 from gan_jax import losses
 from gan_jax import sweep
@@ -210,16 +211,8 @@ def test_smoke_run_evaluates_modes_and_draws_the_mode_figure(tmp_path):
     assert (tmp_path / 'figures' / f'modes_{step}.png').stat().st_size > 10_000
 
 
-def _table_module():
-  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / 'mode_collapse_table.py'
-  spec = importlib.util.spec_from_file_location('mode_collapse_table', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_error(tmp_path):
-  table = _table_module()
+  table = _bench_module('mode_collapse_table')
   ring = experiments.load_config('unrolled:ring')
   final = {'GAN': [(1, 0.99, 2.0), (2, 0.95, 1.5), (4, 0.90, 0.9)], 'Unrolled k=5': [(8, 0.5, 0.1), (7, 0.7, 0.2)]}
   for method, runs in final.items():
@@ -261,3 +254,45 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   page.write_text('intro\n<!-- table begin -->\nold\n<!-- table end -->\nrest\n')
   text = table.main(['--ring', str(tmp_path), '--grid', str(tmp_path), '--page', str(page), '--section', 'table'])
   assert page.read_text() == f'intro\n<!-- table begin -->\n{text.strip()}\n<!-- table end -->\nrest\n'
+
+
+def _bench_module(name):
+  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / f'{name}.py'
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_seed_outcomes_counts_covering_runs_per_set_and_tests_the_difference(tmp_path, capsys, monkeypatch):
+  outcomes = _bench_module('seed_outcomes')
+  ring = experiments.load_config('unrolled:ring')
+
+  def write(folder, seed, modes, hq, status='finished', **changes):
+    run = tmp_path / folder / f'seed={seed}'
+    run.mkdir(parents=True)
+    config = config_lib.ConfigDict(ring.to_dict())
+    config.train.seed, config.log.name = seed, f'seed={seed}'
+    for key, value in changes.items():
+      config[key] = value
+    (run / 'config.json').write_text(config.to_json())
+    (run / 'status.json').write_text(json.dumps({'status': status, 'step': 60000}))
+    (run / 'eval.jsonl').write_text(json.dumps({'step': 5000, 'modes': 1, 'high_quality': 0.0}) + '\n' +
+                                    json.dumps({'step': 60000, 'modes': modes, 'high_quality': hq}) + '\n')
+
+  for seed, modes in enumerate([8, 1, 8, 0]):
+    write('alone', seed, modes, 0.9 if modes == 8 else 0.01)
+  write('alone', 9, 8, 0.9, status='running')  # Not ended: left out.
+  for seed in range(4):
+    write('lanes', seed, 8, 0.93)
+  monkeypatch.setattr('sys.argv', ['seed_outcomes', f'--runs=alone={tmp_path / "alone"}', f'--runs=lanes={tmp_path / "lanes"}'])
+  outcomes.main()
+  text = capsys.readouterr().out
+  assert '| 1 | 1, 1.0 | 8, 93.0 |' in text and '| 9 |' not in text
+  assert '- alone: 2 of 4 runs cover all 8 modes' in text and '- lanes: 4 of 4 runs cover all 8 modes' in text
+  # Hypergeometric by hand: 6 covering runs of 8, 4 in a set; P(2) = P(4) = 15/70 <= P(2).
+  assert f'p = {30 / 70:.3f}' in text
+  write('mixed', 0, 8, 0.9)
+  write('mixed', 1, 8, 0.9, loss='hinge')
+  with pytest.raises(SystemExit, match='another config'):
+    outcomes.ended_runs(str(tmp_path / 'mixed'))

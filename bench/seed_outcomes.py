@@ -1,0 +1,91 @@
+"""Two sets of runs of one 2D-mixture config, seed by seed: which runs covered every mode.
+
+  python bench/seed_outcomes.py --runs=LABEL=PATTERN [--runs=LABEL=PATTERN ...] [--modes=8] [--out=FILE]
+
+Each PATTERN (a glob) names run directories, or folders holding them at any depth, of one config
+differing only in train.seed: e.g. a sweep's GAN row run `--runner=sequential` into one directory
+and `--runner=vectorized` into another ('DIR/g_loss=empty,steps=0,*' picks that row of a sweep).
+Prints a markdown table: per seed, each set's last evaluation (modes captured of all, high-quality
+%), then per set the runs that ended with every mode covered, and, for two sets, Fisher's exact
+test (two-sided, scipy) of whether the sets differ in that fraction. Only ended runs (status
+finished or diverged) are counted.
+"""
+import argparse
+import glob
+import json
+import pathlib
+
+from scipy import stats
+
+ENDED = ('finished', 'diverged')
+
+
+def ended_runs(pattern: str) -> dict[int, dict]:
+  """{seed: last evaluation} of the ended runs `pattern` names (the same config apart from the seed).
+
+  Raises:
+    SystemExit if two of the runs differ in anything but train.seed, log.name and log.group.
+  """
+  out, reference = {}, None
+  config_files = sorted({f for path in glob.glob(pattern) for f in pathlib.Path(path).rglob('config.json')})
+  for config_file in config_files:
+    run = config_file.parent
+    try:
+      status = json.loads((run / 'status.json').read_text())['status']
+      evals = [json.loads(line) for line in (run / 'eval.jsonl').read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+      continue
+    if status not in ENDED or not evals:
+      continue
+    config = json.loads(config_file.read_text())
+    seed = config['train']['seed']
+    config['train']['seed'] = 0
+    config['log'] = {k: v for k, v in config['log'].items() if k not in ('name', 'group')}
+    if reference is not None and config != reference:
+      raise SystemExit(f'{run} has another config than the first run of {pattern}; give one config per --runs')
+    reference = config
+    out[seed] = evals[-1]
+  return out
+
+
+def mode_count(evaluation: dict) -> int:
+  return int(round(evaluation['modes']))
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--runs', action='append', required=True, help='LABEL=PATTERN')
+  parser.add_argument('--modes', type=int, default=8, help='the mixture\'s modes (ring 8, grid 25)')
+  parser.add_argument('--out', help='markdown file to write')
+  args = parser.parse_args()
+  sets = {}
+  for item in args.runs:
+    label, sep, directory = item.partition('=')
+    if not sep:
+      raise SystemExit(f'--runs={item}: expected LABEL=PATTERN')
+    sets[label] = ended_runs(directory)
+  seeds = sorted({s for runs in sets.values() for s in runs})
+  lines = ['| seed | ' + ' | '.join(f'{label}: modes, HQ %' for label in sets) + ' |',
+           '|---|' + '---|' * len(sets)]
+  for seed in seeds:
+    cells = [f'{mode_count(runs[seed])}, {100 * runs[seed]["high_quality"]:.1f}' if seed in runs else '-'
+             for runs in sets.values()]
+    lines.append(f'| {seed} | ' + ' | '.join(cells) + ' |')
+  lines.append('')
+  covered = {}
+  for label, runs in sets.items():
+    covered[label] = (sum(mode_count(e) == args.modes for e in runs.values()), len(runs))
+    lines.append(f'- {label}: {covered[label][0]} of {covered[label][1]} runs cover all {args.modes} modes')
+  if len(sets) == 2:
+    (a, n), (b, m) = covered.values()
+    if n and m:
+      p = stats.fisher_exact([[a, n - a], [b, m - b]]).pvalue
+      lines.append(f'- Fisher\'s exact test, two-sided: p = {p:.3f}')
+  text = '\n'.join(lines) + '\n'
+  print(text, end='')
+  if args.out:
+    pathlib.Path(args.out).write_text(text)
+
+
+if __name__ == '__main__':
+  main()
