@@ -5,6 +5,7 @@
 Each PATTERN (a glob) names run directories, or folders holding them at any depth, of one config
 differing only in train.seed: e.g. a sweep's GAN row run `--runner=sequential` into one directory
 and `--runner=vectorized` into another ('DIR/g_loss=empty,steps=0,*' picks that row of a sweep).
+A LABEL given several times gathers the runs of all its patterns.
 Prints a markdown table: per seed, each set's last evaluation (modes captured of all, high-quality
 %), then per set the runs that ended with every mode covered, and, for two sets, Fisher's exact
 test (two-sided, scipy) of whether the sets differ in that fraction. Only ended runs (status
@@ -20,14 +21,15 @@ from scipy import stats
 ENDED = ('finished', 'diverged')
 
 
-def ended_runs(pattern: str) -> dict[int, dict]:
-  """{seed: last evaluation} of the ended runs `pattern` names (the same config apart from the seed).
+def ended_runs(patterns: list[str]) -> dict[int, dict]:
+  """{seed: last evaluation} of the ended runs the glob `patterns` name (one config apart from the seed).
 
   Raises:
     SystemExit if two of the runs differ in anything but train.seed, log.name and log.group.
   """
   out, reference = {}, None
-  config_files = sorted({f for path in glob.glob(pattern) for f in pathlib.Path(path).rglob('config.json')})
+  config_files = sorted({f for pattern in patterns for path in glob.glob(pattern)
+                         for f in pathlib.Path(path).rglob('config.json')})
   for config_file in config_files:
     run = config_file.parent
     try:
@@ -42,7 +44,8 @@ def ended_runs(pattern: str) -> dict[int, dict]:
     config['train']['seed'] = 0
     config['log'] = {k: v for k, v in config['log'].items() if k not in ('name', 'group')}
     if reference is not None and config != reference:
-      raise SystemExit(f'{run} has another config than the first run of {pattern}; give one config per --runs')
+      raise SystemExit(f'{run} has another config than the first run of {" ".join(patterns)}; give one config '
+                       'per label')
     reference = config
     out[seed] = evals[-1]
   return out
@@ -58,12 +61,13 @@ def main() -> None:
   parser.add_argument('--modes', type=int, default=8, help='the mixture\'s modes (ring 8, grid 25)')
   parser.add_argument('--out', help='markdown file to write')
   args = parser.parse_args()
-  sets = {}
+  patterns: dict[str, list[str]] = {}
   for item in args.runs:
-    label, sep, directory = item.partition('=')
+    label, sep, pattern = item.partition('=')
     if not sep:
       raise SystemExit(f'--runs={item}: expected LABEL=PATTERN')
-    sets[label] = ended_runs(directory)
+    patterns.setdefault(label, []).append(pattern)
+  sets = {label: ended_runs(label_patterns) for label, label_patterns in patterns.items()}
   seeds = sorted({s for runs in sets.values() for s in runs})
   lines = ['| seed | ' + ' | '.join(f'{label}: modes, HQ %' for label in sets) + ' |',
            '|---|' + '---|' * len(sets)]

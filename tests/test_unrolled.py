@@ -295,4 +295,6 @@ def test_seed_outcomes_counts_covering_runs_per_set_and_tests_the_difference(tmp
   write('mixed', 0, 8, 0.9)
   write('mixed', 1, 8, 0.9, loss='hinge')
   with pytest.raises(SystemExit, match='another config'):
-    outcomes.ended_runs(str(tmp_path / 'mixed'))
+    outcomes.ended_runs([str(tmp_path / 'mixed')])
+  both = outcomes.ended_runs([str(tmp_path / 'alone' / 'seed=[01]'), str(tmp_path / 'lanes' / 'seed=3')])
+  assert sorted(both) == [0, 1, 3] and both[1]['modes'] == 1  # A label's patterns gathered.
