@@ -146,26 +146,34 @@ def _seconds(values: list[float] | None) -> str:
   return f'{np.mean(values):.0f}' if values else '-'
 
 
+def _all_modes(values: list[float], total: int) -> str:
+  """'k of n': how many of the n ended runs cover all `total` modes ('-' without any). A method's
+  outcome can be bimodal (a run either collapses or covers every mode), which a mean hides."""
+  return f'{sum(round(v) == total for v in values)} of {len(values)}' if values else '-'
+
+
 def _ordered(methods: dict) -> list[str]:
   return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
 
 
 def table_2d(ring: dict, grid: dict) -> str:
   lines = ['| Method | Ring modes (of 8) | Ring HQ % | Ring reverse KL | Grid modes (of 25) | Grid HQ % | '
-           'Grid reverse KL | Seeds (ring / grid) | Iterations | Training s per run (ring / grid) |',
-           '|---|---|---|---|---|---|---|---|---|---|']
+           'Grid reverse KL | Runs with all modes (ring / grid) | Seeds (ring / grid) | Iterations | '
+           'Training s per run (ring / grid) |',
+           '|---|---|---|---|---|---|---|---|---|---|---|']
   for method in _ordered({**ring, **grid}):
     r, g = ring.get(method, {}), grid.get(method, {})
     cells = [method]
     for entry in (r, g):
       cells += [mean_se(entry.get('modes', [])), mean_se(entry.get('high_quality', []), 100.0),
                 mean_se(entry.get('reverse_kl', []), digits=2)]
-    cells += [f'{r.get("finished", 0)}/{r.get("runs", 0)} / {g.get("finished", 0)}/{g.get("runs", 0)}',
+    cells += [f'{_all_modes(r.get("modes", []), 8)} / {_all_modes(g.get("modes", []), 25)}',
+              f'{r.get("finished", 0)}/{r.get("runs", 0)} / {g.get("finished", 0)}/{g.get("runs", 0)}',
               f'{max(r.get("steps", 0), g.get("steps", 0))}',
               f'{_seconds(r.get("train_seconds"))} / {_seconds(g.get("train_seconds"))}']
     lines.append('| ' + ' | '.join(cells) + ' |')
   for name, ring_modes, ring_hq, grid_modes, grid_hq in PUBLISHED_2D:
-    lines.append(f'| *published:* {name} | {ring_modes} | {ring_hq} | - | {grid_modes} | {grid_hq} | - | | | |')
+    lines.append(f'| *published:* {name} | {ring_modes} | {ring_hq} | - | {grid_modes} | {grid_hq} | - | | | | |')
   return '\n'.join(lines)
 
 

@@ -244,6 +244,7 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   assert rows['GAN'][1] == f'{7 / 3:.1f} ± {se:.1f}'
   assert rows['GAN'][2] == f'{100 * (0.99 + 0.95 + 0.90) / 3:.1f} ± {100 * np.std([0.99, 0.95, 0.9], ddof=1) / np.sqrt(3):.1f}'
   assert rows['Unrolled k=5'][1] == '7.5 ± 0.5'
+  assert rows['GAN'][7] == '0 of 3 / -' and rows['Unrolled k=5'][7] == '1 of 2 / -'  # Runs with all 8 modes.
   assert rows['GAN'][-1] == '130 / - |' and rows['Unrolled k=5'][-1] == '115 / - |'  # Each run's training s, mean.
   series = table.curves(str(tmp_path))
   assert series['GAN']['modes'] == {1000: [0.0, 0.0, 0.0], 2000: [1.0, 2.0, 4.0]}
