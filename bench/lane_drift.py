@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from gan_jax import experiments  # noqa: E402
 from gan_jax import sweep  # noqa: E402
+from gan_jax import sweep_runners  # noqa: E402
 from gan_jax.train import program as program_lib  # noqa: E402
 from gan_jax.train import run as run_lib  # noqa: E402
 from gan_jax.train import state as state_lib  # noqa: E402
@@ -78,9 +79,8 @@ def main() -> None:
   parser.add_argument('--lanes', type=int, default=3)
   parser.add_argument('--steps', type=int, default=2000)
   args = parser.parse_args()
-  name, _, arg = args.exp.partition(':')
   base = experiments.load_config(args.exp)
-  members = sweep.make_members(experiments.load_module(name).get_sweep(arg or None), base)
+  members = sweep.make_members(sweep_runners.load_spec(args.exp), base)
   chosen = members[args.member:args.member + args.lanes]
   configs = [sweep.member_config(base, m, 'lane_drift') for m in chosen]
   run = run_lib.build_run(configs[0])
