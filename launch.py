@@ -141,7 +141,7 @@ def from_checkpoint(mode: str) -> int:
     raise UserError(f'--mode={mode} needs --workdir=DIR, the run directory to read')
   workdir = pathlib.Path(FLAGS.workdir)
   from gan_jax import compile_cache  # JAX starts only after the flags are valid.
-  from gan_jax.train import from_checkpoint as from_checkpoint_lib
+  from gan_jax import from_checkpoint as from_checkpoint_lib
   compile_cache.enable()
   if FLAGS.exp:
     config = experiments_lib.load_config(FLAGS.exp, _overrides)

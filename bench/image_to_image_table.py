@@ -26,7 +26,7 @@ from gan_jax import data as data_lib
 from gan_jax import report
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import translation
-from gan_jax.train import from_checkpoint
+from gan_jax import from_checkpoint
 
 flags.DEFINE_list('sweeps', [], 'Sweep directories of pix2pix / srgan / inpainting / cyclegan.')
 flags.DEFINE_string('figures', '', 'Copy the last sample grid of one run per configuration here (empty: none).')

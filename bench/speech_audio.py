@@ -27,7 +27,7 @@ import numpy as np
 from gan_jax.data import spectrogram
 from gan_jax.data import spoken_digits
 from gan_jax.metrics import classifier as classifier_lib
-from gan_jax.train import from_checkpoint
+from gan_jax import from_checkpoint
 
 flags.DEFINE_string('sweep', None, 'The speech sweep directory (launch.py --exp=speech --sweep --workdir=...).')
 flags.DEFINE_integer('num_samples', 1000, 'Generated clips per run heard through the audio.')

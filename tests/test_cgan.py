@@ -20,7 +20,7 @@ from gan_jax.errors import UserError
 from gan_jax.metrics import classifier
 from gan_jax.metrics import evaluator
 from gan_jax.models import conditioning
-from gan_jax.train import from_checkpoint
+from gan_jax import from_checkpoint
 from gan_jax import sample_grids
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib

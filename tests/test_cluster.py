@@ -20,7 +20,7 @@ from gan_jax import cluster
 from gan_jax import experiments
 from gan_jax import report
 from gan_jax.errors import UserError
-from gan_jax.train import from_checkpoint
+from gan_jax import from_checkpoint
 from gan_jax.train import loop
 from tests.conftest import REPO_ROOT
 

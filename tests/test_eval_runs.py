@@ -8,7 +8,7 @@ import pytest
 
 from gan_jax import experiments
 from gan_jax.errors import UserError
-from gan_jax.train import from_checkpoint
+from gan_jax import from_checkpoint
 from gan_jax.train import loop
 from tests.conftest import REPO_ROOT
 from tests.test_cli import launch

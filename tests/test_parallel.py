@@ -49,7 +49,7 @@ def test_data_parallel_step_equals_single_device_step(data_dir):
 
 
 def _final_state(config, workdir):
-  from gan_jax.train import from_checkpoint
+  from gan_jax import from_checkpoint
   return from_checkpoint.load_latest(config, workdir).state
 
 

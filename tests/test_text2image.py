@@ -204,7 +204,7 @@ def test_a_pretrained_run_starts_both_encoders_from_the_saved_reader(tmp_path, d
   assert loop.train_and_evaluate(c, tmp_path / 'run')['status'] == 'finished'
   saved = models_dir / 'mnist_text_gru_32.msgpack'
   assert saved.exists() and json.loads(saved.with_suffix('.json').read_text())['test_read_accuracy']['class'] > 0.9
-  from gan_jax.train import from_checkpoint
+  from gan_jax import from_checkpoint
   state = from_checkpoint.load_latest(c, tmp_path / 'run').state
   reader = flax.serialization.msgpack_restore(saved.read_bytes())['encoder']
   for params in (state.g.params['ConcatText_0'], state.d.params['TextProjection_0']):

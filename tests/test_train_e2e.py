@@ -12,7 +12,7 @@ from gan_jax import experiments
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.metrics import modes
-from gan_jax.train import from_checkpoint
+from gan_jax import from_checkpoint
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from tests import wandb_records

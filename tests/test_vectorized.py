@@ -16,7 +16,7 @@ import pytest
 from gan_jax import experiments
 from gan_jax import report
 from gan_jax.errors import UserError
-from gan_jax.train import from_checkpoint
+from gan_jax import from_checkpoint
 from gan_jax.train import loop
 from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
