@@ -15,8 +15,13 @@ import argparse
 import glob
 import json
 import pathlib
+import sys
 
 from scipy import stats
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from gan_jax import report  # pylint: disable=wrong-import-position
+from gan_jax import sweep_runners  # pylint: disable=wrong-import-position
 
 ENDED = ('finished', 'diverged')
 
@@ -32,12 +37,9 @@ def ended_runs(patterns: list[str]) -> dict[int, dict]:
                          for f in pathlib.Path(path).rglob('config.json')})
   for config_file in config_files:
     run = config_file.parent
-    try:
-      status = json.loads((run / 'status.json').read_text())['status']
-      evals = [json.loads(line) for line in (run / 'eval.jsonl').read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-      continue
-    if status not in ENDED or not evals:
+    status = (sweep_runners.read_status(run) or {}).get('status')
+    evals = report.read_jsonl(run / 'eval.jsonl')  # Lines cut short by a kill are skipped.
+    if status not in ENDED or 'modes' not in evals:
       continue
     config = json.loads(config_file.read_text())
     seed = config['train']['seed']
@@ -47,7 +49,8 @@ def ended_runs(patterns: list[str]) -> dict[int, dict]:
       raise SystemExit(f'{run} has another config than the first run of {" ".join(patterns)}; give one config '
                        'per label')
     reference = config
-    out[seed] = evals[-1]
+    last = max(evals['modes'])
+    out[seed] = {'modes': evals['modes'][last], 'high_quality': evals['high_quality'][last]}
   return out
 
 

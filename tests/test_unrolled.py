@@ -211,6 +211,14 @@ def test_smoke_run_evaluates_modes_and_draws_the_mode_figure(tmp_path):
     assert (tmp_path / 'figures' / f'modes_{step}.png').stat().st_size > 10_000
 
 
+def _bench_module(name):
+  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / f'{name}.py'
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_error(tmp_path):
   table = _bench_module('mode_collapse_table')
   ring = experiments.load_config('unrolled:ring')
@@ -257,14 +265,6 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   assert page.read_text() == f'intro\n<!-- table begin -->\n{text.strip()}\n<!-- table end -->\nrest\n'
 
 
-def _bench_module(name):
-  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / f'{name}.py'
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_seed_outcomes_counts_covering_runs_per_set_and_tests_the_difference(tmp_path, capsys, monkeypatch):
   outcomes = _bench_module('seed_outcomes')
   ring = experiments.load_config('unrolled:ring')
@@ -279,7 +279,8 @@ def test_seed_outcomes_counts_covering_runs_per_set_and_tests_the_difference(tmp
     (run / 'config.json').write_text(config.to_json())
     (run / 'status.json').write_text(json.dumps({'status': status, 'step': 60000}))
     (run / 'eval.jsonl').write_text(json.dumps({'step': 5000, 'modes': 1, 'high_quality': 0.0}) + '\n' +
-                                    json.dumps({'step': 60000, 'modes': modes, 'high_quality': hq}) + '\n')
+                                    json.dumps({'step': 60000, 'modes': modes, 'high_quality': hq}) + '\n' +
+                                    '{"step": 65000, "mo')  # A line cut short by a kill: skipped.
 
   for seed, modes in enumerate([8, 1, 8, 0]):
     write('alone', seed, modes, 0.9 if modes == 8 else 0.01)
