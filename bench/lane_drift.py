@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from gan_jax import experiments  # noqa: E402
 from gan_jax import sweep  # noqa: E402
 from gan_jax import sweep_runners  # noqa: E402
+from gan_jax.train import lanes  # noqa: E402
 from gan_jax.train import program as program_lib  # noqa: E402
 from gan_jax.train import run as run_lib  # noqa: E402
 from gan_jax.train import state as state_lib  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> None:
   chosen = members[args.member:args.member + args.lanes]
   configs = [sweep.member_config(base, m, 'lane_drift') for m in chosen]
   run = run_lib.build_run(configs[0])
-  keys = [jax.random.split(jax.random.key(c.train.seed), 3) for c in configs]
+  keys = [lanes.run_keys(c.train.seed) for c in configs]  # As the loop derives them.
   init_keys, train_keys = [k[0] for k in keys], [k[2] for k in keys]
   group = Trainer(run, configs, init_keys, train_keys)
   alone = Trainer(run, configs[:1], init_keys[:1], train_keys[:1])

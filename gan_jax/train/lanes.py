@@ -150,6 +150,12 @@ def logged_train_seconds(workdir: pathlib.Path, step: int) -> float:
   return seconds
 
 
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """A run's (init, sample, train) keys, split from key(seed)."""
+  init_key, sample_key, train_key = jax.random.split(jax.random.key(seed), 3)
+  return init_key, sample_key, train_key
+
+
 @dataclasses.dataclass
 class Lane:
   """One run: what it writes and how it stands.
@@ -186,7 +192,7 @@ class Lane:
   def open(cls, config, workdir: pathlib.Path, restarts: int) -> 'Lane':
     """Prepares the run directory (process 0) and the run's keys and checkpointer."""
     workdir = prepare_workdir(config, workdir) if parallel.is_main() else pathlib.Path(workdir)
-    init_key, sample_key, train_key = jax.random.split(jax.random.key(config.train.seed), 3)
+    init_key, sample_key, train_key = run_keys(config.train.seed)
     checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', config.train.keep_checkpoints)
     return cls(config, workdir, restarts, init_key, sample_key, train_key, checkpoints, Health(config.train))
 
