@@ -13,6 +13,8 @@ Launch:
                                                            # seeds 1 and 2 likewise
   python bench/progan_speedup.py --sweep=runs/progan_speedup [--seeds=1,2]    # time to the baseline's FD
   python launch.py --report=runs/progan_speedup                               # its table and plots
+  python launch.py --exp=progan:cpu32 --sweep --runner=sequential --sweep_filter=train.seed=0 \
+      --workdir=runs/progan_speedup32                      # the same comparison grown to 32x32
 (On a CPU `--runner=vectorized` computes a group's lanes as unrolled copies of the iteration, about as
 fast per member as one run alone (BUILD.md, "Vectorized sweeps"); the measured comparison ran one member
 at a time.)
@@ -21,13 +23,15 @@ programs depend on the resolution and batch size only, not on the schedule, so l
 Options after the colon combine with commas (`progan:fashion_mnist,cpu`); `cpu` shrinks the model, the
 image budget and the final resolution (4 -> 8 -> 16, evaluated upsampled to 32 and cropped to 28) to
 what a 2-core machine trains in about 8 minutes a run (320k images: the budget at which the
-baseline's FD has flattened); `smoke` grows 4 -> 8 with a tiny model.
+baseline's FD has flattened); `cpu32` is `cpu`'s model grown to the default's 32x32 (4 -> 8 -> 16 ->
+32, 64k images per phase of the 'long' schedule, 448k in all; 30-40 minutes a run on one core);
+`smoke` grows 4 -> 8 with a tiny model.
 
 The schedule is `config.progressive` (gan_jax/train/schedule.py): per resolution the images of its
 stable and transition (fade-in) phases, batch size and learning rates; every field can be overridden
 from the command line and --dry_run shows it. `train.steps` only caps the run (the schedule sets its
 length). Model: equalized learning rate, pixel norm in G, minibatch stddev in D, WGAN-GP (lambda 10)
-with the drift term (epsilon 0.001), Adam (lr 1e-3, betas 0, 0.99), EMA of G (0.999; 0.99 with `cpu`).
+with the drift term (epsilon 0.001), Adam (lr 1e-3, betas 0, 0.99), EMA of G (0.999; 0.99 with `cpu` and `cpu32`).
 
 Evaluation: classifier FD (the project's MNIST / Fashion-MNIST classifier, on samples upsampled to
 32x32 and cropped back to 28x28) against images seen, in eval.jsonl; the report plots it against
@@ -52,14 +56,15 @@ from gan_jax import config as config_lib
 from gan_jax import experiments
 from gan_jax.train import schedule
 
-OPTIONS = experiments.IMAGE_SETS + ('cpu', 'smoke')
+OPTIONS = experiments.IMAGE_SETS + ('cpu', 'cpu32', 'smoke')
+CPU_SIZES = ('cpu', 'cpu32', 'smoke')  # Model and budget presets: at most one.
 RESOLUTIONS = (4, 8, 16, 32)
 SEEDS = (0, 1, 2)
-PHASE_IMAGES = {'default': 120_000, 'cpu': 64_000, 'smoke': 64}  # Images per phase of the 'long' schedule.
+PHASE_IMAGES = {'default': 120_000, 'cpu': 64_000, 'cpu32': 64_000, 'smoke': 64}  # Images per phase of the 'long' schedule.
 
 
 def _options(arg: str | None) -> frozenset[str]:
-  return experiments.parse_options('progan', arg, OPTIONS, exclusive=(experiments.IMAGE_SETS,))
+  return experiments.parse_options('progan', arg, OPTIONS, exclusive=(experiments.IMAGE_SETS, CPU_SIZES))
 
 
 def _budget(options: list[str]) -> tuple[tuple[int, ...], int]:
@@ -68,6 +73,8 @@ def _budget(options: list[str]) -> tuple[tuple[int, ...], int]:
     return RESOLUTIONS[:2], PHASE_IMAGES['smoke']
   if 'cpu' in options:
     return RESOLUTIONS[:3], PHASE_IMAGES['cpu']
+  if 'cpu32' in options:
+    return RESOLUTIONS, PHASE_IMAGES['cpu32']
   return RESOLUTIONS, PHASE_IMAGES['default']
 
 
@@ -97,7 +104,7 @@ def get_config(arg: str | None = None):
   if c.data.name in ('mnist', 'fashion_mnist'):  # The project's domain classifiers exist for these.
     c.eval.metrics = ('classifier_fd',)
     c.eval.eval_every = 2000
-  if 'cpu' in options:
+  if options & {'cpu', 'cpu32'}:
     c.train.ema_decay = 0.99  # 0.999 would keep ~60% of the initial G in the EMA after these 500 steps.
     c.model.z_dim = 64
     c.model.g_channels = c.model.d_channels = 32

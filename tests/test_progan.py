@@ -136,6 +136,20 @@ def test_schedule_phases_images_and_alpha():
   assert capped[-1].end_step == 5 and capped[-1].fading
 
 
+def test_compared_schedules_share_one_image_budget_at_cpu_and_cpu32():
+  progan_exp = experiments.load_module('progan')
+  for option, resolutions, budget in (('cpu', (4, 8, 16), 320_000), ('cpu32', (4, 8, 16, 32), 448_000)):
+    members = progan_exp.schedules(option)
+    for name, m in members.items():
+      assert sum(m['stable_images']) + sum(m['transition_images'][1:]) == budget, (option, name)
+      assert m['resolutions'] == (resolutions[-1:] if name == 'baseline' else resolutions)
+    assert members['short']['stable_images'][:-1] == (16_000,) * (len(resolutions) - 1)
+    config = experiments.load_config(f'progan:{option}')
+    assert config.model.g_channels == 32 and config.data.batch_size == 32
+  with pytest.raises(UserError, match='choose one of'):
+    experiments.load_config('progan:cpu,cpu32')
+
+
 @pytest.mark.parametrize('overrides, message', [
     (dict(progressive__resolutions='(4, 16)'), 'double'),
     (dict(progressive__resolutions='(4, 12)'), '4 * 2**k'),
