@@ -16,6 +16,11 @@ import argparse
 import json
 import pathlib
 import statistics
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from gan_jax import report  # pylint: disable=wrong-import-position
+from gan_jax import sweep_runners  # pylint: disable=wrong-import-position
 
 SCHEDULE_NAMES = {  # progressive.resolutions/transition_images patterns of experiments/progan.py's schedules.
     'baseline': lambda c: len(c['resolutions']) == 1,
@@ -29,19 +34,25 @@ def schedule_name(config: dict) -> str:
   return next(name for name, matches in SCHEDULE_NAMES.items() if matches(config['progressive']))
 
 
+def evaluations(run: pathlib.Path) -> list[dict]:
+  """The run's eval.jsonl as one {metric: value} row per evaluated step, in step order (a line cut
+  short by a kill is skipped)."""
+  series = report.read_jsonl(run / 'eval.jsonl')
+  steps = sorted(series.get('classifier_fd', {}))
+  return [{metric: values[step] for metric, values in series.items() if step in values} for step in steps]
+
+
 def read_runs(directory: pathlib.Path, seeds: set[int] | None = None) -> dict[str, list[dict]]:
-  """schedule -> finished runs (of `seeds`, or all): {'seed', 'evals': [eval.jsonl rows]}."""
+  """schedule -> finished runs (of `seeds`, or all): {'seed', 'evals': evaluations(run)}."""
   runs: dict[str, list[dict]] = {}
   for config_path in sorted(directory.glob('*/config.json')):
     run = config_path.parent
-    status = json.loads((run / 'status.json').read_text()) if (run / 'status.json').exists() else {}
-    if status.get('status') != 'finished':
+    if (sweep_runners.read_status(run) or {}).get('status') != 'finished':
       continue
     config = json.loads(config_path.read_text())
     if seeds is not None and config['train']['seed'] not in seeds:
       continue
-    evals = [json.loads(line) for line in (run / 'eval.jsonl').read_text().splitlines()]
-    runs.setdefault(schedule_name(config), []).append({'seed': config['train']['seed'], 'evals': evals})
+    runs.setdefault(schedule_name(config), []).append({'seed': config['train']['seed'], 'evals': evaluations(run)})
   return runs
 
 

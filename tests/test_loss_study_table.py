@@ -1,5 +1,4 @@
 """bench/loss_study.py: the loss study's page, best draws, plots and committed records from run directories."""
-import importlib.util
 import json
 import pathlib
 import statistics
@@ -7,14 +6,7 @@ import statistics
 import pytest
 
 from gan_jax import experiments
-
-
-def _table_module():
-  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / 'loss_study.py'
-  spec = importlib.util.spec_from_file_location('loss_study_table', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from tests import bench_scripts
 
 
 def _write_run(directory: pathlib.Path, overrides: dict, status: str, fds: list[float]) -> None:
@@ -56,7 +48,7 @@ def _run(table, monkeypatch, *args):
 
 
 def test_the_page_ranks_losses_by_best_draw_with_its_seeds_and_writes_best_draws_and_plots(search, monkeypatch):
-  table = _table_module()
+  table = bench_scripts.load('loss_study')
   _run(table, monkeypatch, f'--sweep={search}')
   rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in (search / 'loss_study.md').read_text().splitlines()
           if line.startswith(('| hinge', '| least_squares'))}
@@ -78,7 +70,7 @@ def test_the_page_ranks_losses_by_best_draw_with_its_seeds_and_writes_best_draws
 def test_best_json_reruns_each_best_draw_with_the_other_seeds(search, monkeypatch, tmp_path):
   """loss_study:best expands best.json into members whose configs differ from the best search run
   only in the seed."""
-  table = _table_module()
+  table = bench_scripts.load('loss_study')
   _run(table, monkeypatch, f'--sweep={search}')
   study = experiments.load_module('loss_study')
   monkeypatch.setattr(study, 'BEST_DIR', tmp_path)
@@ -97,7 +89,7 @@ def test_best_json_reruns_each_best_draw_with_the_other_seeds(search, monkeypatc
 def test_records_keep_the_ended_runs_and_alone_give_the_same_page(search, monkeypatch, tmp_path):
   """--records copies the ended runs (not the running one, no checkpoints), nested sweeps included,
   and, read on another machine without the sweep directory, they give the same page."""
-  table = _table_module()
+  table = bench_scripts.load('loss_study')
   records = tmp_path / 'records'
   _run(table, monkeypatch, f'--sweep={search}', f'--records={records}')
   assert sorted(p.name for p in (records / 'mnist').iterdir()) == sorted(
@@ -116,7 +108,7 @@ def test_records_keep_the_ended_runs_and_alone_give_the_same_page(search, monkey
 
 
 def test_the_per_draw_table_puts_each_search_run_in_its_draw_and_loss(search, monkeypatch):
-  table = _table_module()
+  table = bench_scripts.load('loss_study')
   _run(table, monkeypatch, f'--sweep={search}')
   lines = (search / 'loss_study.md').read_text().split('Every search run')[1].splitlines()[2:7]
   assert lines[0] == '| draw: g.lr, d.lr, g.b1, d.b1, d_steps | least_squares | hinge |'
@@ -129,7 +121,7 @@ def test_the_per_draw_table_puts_each_search_run_in_its_draw_and_loss(search, mo
 def test_the_results_page_gets_its_section_rewritten_and_keeps_the_rest(search, monkeypatch, tmp_path):
   """--page replaces only the sweep's own section (between its markers), with the run counts, the
   tables and the figures copied beside the page; a page without the markers is refused, unchanged."""
-  table = _table_module()
+  table = bench_scripts.load('loss_study')
   page = tmp_path / 'docs' / 'loss_study.md'
   page.parent.mkdir()
   before, between, after = 'intro\n', '<!-- loss_study/mnist begin -->\nold table\n<!-- loss_study/mnist end -->', '\nrest\n'

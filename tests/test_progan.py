@@ -18,6 +18,7 @@ from gan_jax.models import progan
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule
+from tests import bench_scripts
 
 Z_DIM = 8
 CHANNELS = 8
@@ -241,3 +242,35 @@ def test_progressive_collapse_signal_stops_the_run_as_diverged(tmp_path, data_di
     loop.train_and_evaluate(config, tmp_path)
   status = json.loads((tmp_path / 'status.json').read_text())
   assert status['status'] == 'diverged' and status['message'].startswith('collapse')
+
+
+def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, capsys, monkeypatch):
+  speedup = bench_scripts.load('progan_speedup')
+  schedules = experiments.load_module('progan').schedules('cpu')
+
+  def write(schedule, seed, evals, status='finished'):
+    run = tmp_path / f'{schedule},seed={seed}'
+    run.mkdir()
+    config = experiments.load_config('progan:cpu')
+    config.progressive.update(schedules[schedule])
+    config.train.seed = seed
+    (run / 'config.json').write_text(config.to_json())
+    (run / 'status.json').write_text(json.dumps({'status': status}))
+    rows = [dict(step=i + 1, classifier_fd=fd, train_seconds=t, images_seen=32_000 * (i + 1), resolution=16)
+            for i, (fd, t) in enumerate(evals)]
+    (run / 'eval.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows) + '{"step": 99, "classif')
+
+  write('baseline', 0, [(300, 40), (210, 80), (200, 100)])
+  write('baseline', 1, [(300, 40), (194, 90), (190, 120)])  # Target: mean final FD 195 at 110 s.
+  write('short', 0, [(300, 30), (195, 60), (190, 90)])  # At the target counts as reaching it.
+  write('long', 0, [(400, 20), (250, 50)])
+  write('nofade', 0, [(100, 10)], status='running')  # Not finished: left out.
+  monkeypatch.setattr('sys.argv', ['progan_speedup', f'--sweep={tmp_path}', '--every_images=64000'])
+  speedup.main()
+  text = capsys.readouterr().out
+  assert "final classifier FD, 195.0 (mean over 2 seed(s)); its training time 110 s" in text
+  assert '| short | 0 | 190.0 | 96000 | 90 | 60 (1 of 1 reached) | 0.55 |' in text
+  assert '| long | 0 | 250.0 | 64000 | 50 | - (0 of 1 reached) | - |' in text
+  assert '| baseline | 0 1 | 195.0 ± 7.1 | 96000 | 110 ± 14 | 90 (1 of 2 reached) | 0.82 |' in text
+  assert '| nofade |' not in text
+  assert '| baseline | 202 (16, 85 s) |' in text  # Mean FD and seconds at 64k images over both seeds.

@@ -18,9 +18,7 @@ f = -L_D(d_k, g), keeps the real term, which depends on g through d_k:
 
   df/dg = -[(d_k (m2 + g^2) - m1) dd_k/dg + d_k^2 g],      stopped at d_k: -d_k^2 g.
 """
-import importlib.util
 import json
-import pathlib
 
 import flax.linen as nn
 import jax
@@ -38,6 +36,7 @@ from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from gan_jax.train import state as state_lib
 from gan_jax.train import steps
+from tests import bench_scripts
 
 D0, G0 = 0.7, 0.4      # D's slope and G's point before the step.
 ETA_D, ETA_G = 0.3, 0.1  # SGD rates of D (the real and the unrolled updates) and G.
@@ -211,16 +210,8 @@ def test_smoke_run_evaluates_modes_and_draws_the_mode_figure(tmp_path):
     assert (tmp_path / 'figures' / f'modes_{step}.png').stat().st_size > 10_000
 
 
-def _bench_module(name):
-  path = pathlib.Path(__file__).resolve().parents[1] / 'bench' / f'{name}.py'
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_error(tmp_path):
-  table = _bench_module('mode_collapse_table')
+  table = bench_scripts.load('mode_collapse_table')
   ring = experiments.load_config('unrolled:ring')
   final = {'GAN': [(1, 0.99, 2.0), (2, 0.95, 1.5), (4, 0.90, 0.9)], 'Unrolled k=5': [(8, 0.5, 0.1), (7, 0.7, 0.2)]}
   for method, runs in final.items():
@@ -266,7 +257,7 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
 
 
 def test_seed_outcomes_counts_covering_runs_per_set_and_tests_the_difference(tmp_path, capsys, monkeypatch):
-  outcomes = _bench_module('seed_outcomes')
+  outcomes = bench_scripts.load('seed_outcomes')
   ring = experiments.load_config('unrolled:ring')
 
   def write(folder, seed, modes, hq, status='finished', **changes):
