@@ -139,18 +139,21 @@ def test_missing_inception_file(tmp_path):
 
 
 # Samples.
-def test_draw_samples_passes_labels_and_is_deterministic():
-  source = _image_source('mnist')
-  config = _config(batch_size=64)
+def test_sample_batches_pass_labels_and_are_deterministic():
   echo_labels = jax.jit(lambda z, labels: jnp.broadcast_to(labels[:, None, None, None] + 0.0 * z[:, :1, None, None],
                                                            (z.shape[0],) + MNIST_SHAPE))
-  samples, labels = evaluator.draw_samples(echo_labels, config, source, 1000, jax.random.key(0))
-  assert samples.shape == (1000,) + MNIST_SHAPE and samples.dtype == np.float32
-  assert labels.shape == (1000,) and labels.dtype == np.int32
+
+  def draw(seed):
+    batches = list(evaluator.sample_batches(echo_labels, 16, 10, 1000, 64, jax.random.key(seed)))
+    assert [len(labels) for _, labels in batches] == [64] * 15 + [40]
+    return (np.concatenate([np.asarray(b) for b, _ in batches]), np.concatenate([np.asarray(l) for _, l in batches]))
+
+  samples, labels = draw(0)
+  assert samples.shape == (1000,) + MNIST_SHAPE and labels.shape == (1000,)
   np.testing.assert_array_equal(samples[:, 0, 0, 0], labels)
   assert set(labels) == set(range(10)) and np.bincount(labels).min() > 60  # ~100 each
-  np.testing.assert_array_equal(evaluator.draw_samples(echo_labels, config, source, 1000, jax.random.key(0))[1], labels)
-  assert not np.array_equal(evaluator.draw_samples(echo_labels, config, source, 1000, jax.random.key(1))[1], labels)
+  np.testing.assert_array_equal(draw(0)[1], labels)
+  assert not np.array_equal(draw(1)[1], labels)
 
 
 # Classifier metrics on MNIST.

@@ -63,10 +63,3 @@ def area_downsample(images: np.ndarray, factor: int) -> np.ndarray:
     raise UserError(f'images of {height}x{width} do not divide into {factor}x{factor} blocks')
   blocks = images.reshape(n, height // factor, factor, width // factor, factor, channels).astype(np.float64)
   return np.rint(blocks.mean(axis=(2, 4))).astype(np.uint8)
-
-
-def hole_mask(task: str, inputs: np.ndarray) -> np.ndarray:
-  """float32 [N, H, W, 1]: 1 where an inpainting input hides the target (its last channel), else 0."""
-  if not task.startswith('inpaint'):
-    raise UserError(f'task {task!r} has no hole')
-  return (inputs[..., -1:] > 127).astype(np.float32)

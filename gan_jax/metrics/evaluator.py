@@ -156,22 +156,6 @@ class Pairs:
     return cls(inputs[:n], targets[:n], labels[:n])
 
 
-def draw_samples(generate: Generate, config, source: data_lib.Source, num_samples: int,
-                 rng: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-  """num_samples generated samples float32 [N, *source.shape] and their labels int32 [N].
-
-  Batches of `config.eval.batch_size`, latents of `config.model.z_dim`, as the Evaluator draws them.
-  """
-  if num_samples < 1 or config.eval.batch_size < 1:
-    raise UserError(f'need num_samples >= 1 and eval.batch_size >= 1 (got {num_samples}, {config.eval.batch_size})')
-  samples, labels = [], []
-  for batch, batch_labels in sample_batches(generate, config.model.z_dim, source.num_classes, num_samples,
-                                            config.eval.batch_size, rng):
-    samples.append(np.asarray(batch, np.float32))
-    labels.append(np.asarray(batch_labels, np.int32))
-  return np.concatenate(samples), np.concatenate(labels)
-
-
 def _validate(config, source: data_lib.Source) -> tuple[str, ...]:
   """Checks `config.eval` against the source up front; returns the metric names."""
   e = config.eval

@@ -34,9 +34,6 @@ from gan_jax import config as config_lib
 from gan_jax.errors import UserError
 from gan_jax.models import progan
 
-PER_RESOLUTION = ('stable_images', 'transition_images', 'batch_sizes', 'g_lr', 'd_lr')
-
-
 @dataclasses.dataclass(frozen=True)
 class BatchSpec:
   """The real examples of one iteration: `d_steps` D updates of `batch_size` (global) examples each.
