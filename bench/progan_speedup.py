@@ -1,6 +1,7 @@
 """ProGAN's claim, measured: how soon each growth schedule reaches the non-progressive baseline's FD.
 
-  python bench/progan_speedup.py --sweep=DIR [--seeds=1,2] [--every_images=64000] [--out=table.md]
+  python bench/progan_speedup.py --sweep=DIR [--seeds=1,2] [--every_images=64000] [--thresholds=100,50]
+      [--out=table.md]
 
 DIR is a `progan` sweep directory (`python launch.py --exp=progan:cpu --sweep ...`): members are
 grouped by schedule (their `progressive.*` values) and seed. Per schedule, mean +- standard
@@ -10,7 +11,9 @@ which the FD first reached the baseline's final FD (mean over the baseline's see
 of the baseline's own training time. A schedule that never reached it shows '-' with how many
 seeds did. Only finished runs count; --seeds keeps only those seeds (e.g. the ones timed on a quiet
 machine). A second table gives, every --every_images images, each schedule's mean FD with its
-resolution and mean training seconds there.
+resolution and mean training seconds there; with --thresholds a third, the training seconds to
+each FD threshold and their ratio to the baseline's (the claim at every quality level, not only
+the baseline's last).
 """
 import argparse
 import json
@@ -92,6 +95,27 @@ def table(runs: dict[str, list[dict]]) -> str:
   return '\n'.join(lines)
 
 
+def thresholds_table(runs: dict[str, list[dict]], thresholds: list[float]) -> str:
+  """Per schedule, the training seconds to first reach each classifier FD threshold (mean over the
+  seeds that reached it, and how many did), and that time over the baseline's."""
+  baseline = {t: [s for s in (time_to_reach(r['evals'], t) for r in runs.get('baseline', [])) if s is not None]
+              for t in thresholds}
+  lines = ['| schedule | ' + ' | '.join(f'FD <= {t:g}: s (seeds), / baseline' for t in thresholds) + ' |',
+           '|---' * (len(thresholds) + 1) + '|']
+  for name in ('long', 'short', 'nofade', 'baseline'):
+    members = runs.get(name, [])
+    if not members:
+      continue
+    cells = []
+    for t in thresholds:
+      reached = [s for s in (time_to_reach(r['evals'], t) for r in members) if s is not None]
+      ratio = (f'{statistics.mean(reached) / statistics.mean(baseline[t]):.2f}'
+               if reached and baseline[t] else '-')
+      cells.append(f'{cell(reached)} ({len(reached)} of {len(members)}), {ratio}')
+    lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
 def trajectory(runs: dict[str, list[dict]], every: int) -> str:
   """Mean FD (resolution, mean training s) of each schedule at every `every` images."""
   last = max(int(r['evals'][-1]['images_seen']) for members in runs.values() for r in members)
@@ -116,11 +140,16 @@ def main() -> None:
   parser.add_argument('--sweep', required=True, help='the progan sweep directory')
   parser.add_argument('--seeds', help='comma-separated seeds to keep (default: all)')
   parser.add_argument('--every_images', type=int, default=64000, help='images between two columns of the second table')
+  parser.add_argument('--thresholds', default='',
+                      help='comma-separated classifier FDs: a third table of the time to reach each')
   parser.add_argument('--out', help='markdown file to write the tables to')
   args = parser.parse_args()
   seeds = {int(s) for s in args.seeds.split(',')} if args.seeds else None
   runs = read_runs(pathlib.Path(args.sweep), seeds)
   text = table(runs) + '\n\nFD (resolution, training s) against images seen:\n\n' + trajectory(runs, args.every_images)
+  if args.thresholds:
+    text += ('\n\nTraining seconds to each classifier FD (mean over the seeds that reached it; over the '
+             "baseline's mean):\n\n" + thresholds_table(runs, [float(t) for t in args.thresholds.split(',')]))
   print(text)
   if args.out:
     pathlib.Path(args.out).write_text(text + '\n')

@@ -265,7 +265,8 @@ def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, c
   write('short', 0, [(300, 30), (195, 60), (190, 90)])  # At the target counts as reaching it.
   write('long', 0, [(400, 20), (250, 50)])
   write('nofade', 0, [(100, 10)], status='running')  # Not finished: left out.
-  monkeypatch.setattr('sys.argv', ['progan_speedup', f'--sweep={tmp_path}', '--every_images=64000'])
+  monkeypatch.setattr('sys.argv', ['progan_speedup', f'--sweep={tmp_path}', '--every_images=64000',
+                                    '--thresholds=250,195'])
   speedup.main()
   text = capsys.readouterr().out
   assert "final classifier FD, 195.0 (mean over 2 seed(s)); its training time 110 s" in text
@@ -274,3 +275,7 @@ def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, c
   assert '| baseline | 0 1 | 195.0 ± 7.1 | 96000 | 110 ± 14 | 90 (1 of 2 reached) | 0.82 |' in text
   assert '| nofade |' not in text
   assert '| baseline | 202 (16, 85 s) |' in text  # Mean FD and seconds at 64k images over both seeds.
+  # Time to each threshold: the baseline reaches 250 at 80 / 90 s (mean 85), 195 in one seed (90 s).
+  assert '| long | 50 (1 of 1), 0.59 | - (0 of 1), - |' in text
+  assert '| short | 60 (1 of 1), 0.71 | 60 (1 of 1), 0.67 |' in text
+  assert '| baseline | 85 ± 7 (2 of 2), 1.00 | 90 (1 of 2), 1.00 |' in text
