@@ -1,7 +1,7 @@
 """ProGAN's claim, measured: how soon each growth schedule reaches the non-progressive baseline's FD.
 
   python bench/progan_speedup.py --sweep=DIR [--seeds=1,2] [--every_images=64000] [--thresholds=100,50]
-      [--out=table.md]
+      [--out=table.md] [--plots=PREFIX]
 
 DIR is a `progan` sweep directory (`python launch.py --exp=progan:cpu --sweep ...`): members are
 grouped by schedule (their `progressive.*` values) and seed. Per schedule, mean +- standard
@@ -13,7 +13,8 @@ seeds did. Only finished runs count; --seeds keeps only those seeds (e.g. the on
 machine). A second table gives, every --every_images images, each schedule's mean FD with its
 resolution and mean training seconds there; with --thresholds a third, the training seconds to
 each FD threshold and their ratio to the baseline's (the claim at every quality level, not only
-the baseline's last).
+the baseline's last). --plots draws FD against images seen and against training seconds, one
+line per schedule.
 """
 import argparse
 import json
@@ -135,6 +136,19 @@ def trajectory(runs: dict[str, list[dict]], every: int) -> str:
   return '\n'.join(lines)
 
 
+def plot(runs: dict[str, list[dict]], prefix: str) -> list[str]:
+  """PREFIX_fd_vs_images.png and PREFIX_fd_vs_time.png: classifier FD against images seen and
+  against training seconds, one line per schedule (mean ± std over its seeds). Returns the paths."""
+  paths = []
+  for x_key, suffix, interpolate in (('images_seen', 'fd_vs_images', False), ('train_seconds', 'fd_vs_time', True)):
+    groups = [(name, [{row[x_key]: row['classifier_fd'] for row in r['evals']} for r in runs[name]])
+              for name in ('baseline', 'short', 'long', 'nofade') if name in runs]
+    path = pathlib.Path(f'{prefix}_{suffix}.png')
+    report.plot_metric(groups, 'classifier_fd', path, x_key, interpolate=interpolate)
+    paths.append(str(path))
+  return paths
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--sweep', required=True, help='the progan sweep directory')
@@ -143,6 +157,7 @@ def main() -> None:
   parser.add_argument('--thresholds', default='',
                       help='comma-separated classifier FDs: a third table of the time to reach each')
   parser.add_argument('--out', help='markdown file to write the tables to')
+  parser.add_argument('--plots', help='PREFIX: write PREFIX_fd_vs_images.png and PREFIX_fd_vs_time.png')
   args = parser.parse_args()
   seeds = {int(s) for s in args.seeds.split(',')} if args.seeds else None
   runs = read_runs(pathlib.Path(args.sweep), seeds)
@@ -153,6 +168,8 @@ def main() -> None:
   print(text)
   if args.out:
     pathlib.Path(args.out).write_text(text + '\n')
+  if args.plots:
+    print('\nplots: ' + ', '.join(plot(runs, args.plots)))
 
 
 if __name__ == '__main__':

@@ -47,8 +47,9 @@ claim, that a progressive run reaches the baseline's final FD sooner, is only we
 `cpu` (4 -> 16, 320k images, 3 seeds): the baseline ends at classifier FD 196.3 ± 0.5; 'short' at
 197.2 ± 10.8 in about 10% less wall-clock (624 s against 691 s on a dedicated core, seeds 1-2),
 reaching the baseline's FD in 1 of 3 seeds (at 0.82-0.84 of the baseline's time, against the 0.60
-aimed at); 'long' (262.6) and 'nofade' (311.5) are cheaper but never reach it
-(docs/results/progan.md).
+aimed at); 'long' (262.6) and 'nofade' (311.5) are cheaper but never reach it. Grown to 32x32
+(`cpu32`, 448k images, seed 0) the same: the baseline ends at 29.9 in 2,123 s, 'short' reaches it
+at 0.82 of that time and ends at 31.6; 'long' 60.6, 'nofade' 129.4 (docs/results/progan.md).
 
 Measured results: docs/results/progan.md (seeds, budgets, wall times, machine and commands).
 """

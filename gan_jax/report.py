@@ -272,10 +272,11 @@ def _on_common_grid(series_list: list[dict[int, float]]) -> list[dict[int, float
 
 
 def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, path: pathlib.Path,
-                x_label: str = 'step', interpolate: bool = False, log_y: bool = False) -> None:
-  """One line per configuration (mean over its runs at each x) with a +- std band; with
-  `interpolate`, runs logged at different x values are first put on a common grid; `log_y`: a
-  logarithmic y axis."""
+                x_label: str = 'step', interpolate: bool = False, log_y: bool | None = None) -> None:
+  """One line per configuration (mean over its runs at each x) with a +- std band, the legend
+  below the axes; with `interpolate`, runs logged at different x values are first put on a common
+  grid; `log_y`: a logarithmic y axis (None: when every value is positive and they span more than
+  10x, as an FD falling from the thousands does)."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -293,15 +294,17 @@ def plot_metric(groups: list[tuple[str, list[dict[int, float]]]], metric: str, p
     line, = ax.plot(steps, mean, label=label, linewidth=1.5, marker='o' if len(steps) < 20 else None, markersize=3)
     if len(series_list) > 1:
       ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+  values = [v for _, series_list in groups for series in series_list for v in series.values() if math.isfinite(v)]
+  if log_y is None:
+    log_y = bool(values) and min(values) > 0 and max(values) > 10 * min(values)
   if log_y:
     ax.set_yscale('log')
   ax.set_xlabel(x_label.replace('_', ' '))
   ax.set_ylabel(metric)
   ax.set_title(f'{metric} (mean ± std over seeds)', fontsize=10)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path)
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(0.0, -0.15))  # Below the axes: it hides no line.
+  fig.savefig(path, bbox_inches='tight')
   plt.close(fig)
 
 

@@ -266,7 +266,7 @@ def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, c
   write('long', 0, [(400, 20), (250, 50)])
   write('nofade', 0, [(100, 10)], status='running')  # Not finished: left out.
   monkeypatch.setattr('sys.argv', ['progan_speedup', f'--sweep={tmp_path}', '--every_images=64000',
-                                    '--thresholds=250,195'])
+                                    '--thresholds=250,195', f'--plots={tmp_path / "speedup"}'])
   speedup.main()
   text = capsys.readouterr().out
   assert "final classifier FD, 195.0 (mean over 2 seed(s)); its training time 110 s" in text
@@ -279,3 +279,4 @@ def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, c
   assert '| long | 50 (1 of 1), 0.59 | - (0 of 1), - |' in text
   assert '| short | 60 (1 of 1), 0.71 | 60 (1 of 1), 0.67 |' in text
   assert '| baseline | 85 ± 7 (2 of 2), 1.00 | 90 (1 of 2), 1.00 |' in text
+  assert all((tmp_path / f'speedup_fd_{kind}.png').stat().st_size > 0 for kind in ('vs_images', 'vs_time'))
