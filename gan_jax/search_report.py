@@ -185,9 +185,7 @@ def plot_best_against_time(groups_: list[Group], grouping: Grouping, metric: str
   """Each group's best configuration's metric against training wall time (mean ± std over its seeds)."""
   lines = [(g.name, [report.against(r.eval.get(metric, {}), r.eval, report.TIME_KEY) for r in g.best_runs])
            for g in in_order(groups_, grouping.order)]
-  finite = [v for _, series_list in lines for series in series_list for v in series.values()]
-  report.plot_metric(lines, metric, path, report.TIME_KEY, interpolate=True,
-                     log_y=bool(finite) and min(finite) > 0 and max(finite) > 10 * min(finite))
+  report.plot_metric(lines, metric, path, report.TIME_KEY, interpolate=True)  # Log y when the FDs span > 10x.
 
 
 def write_section(runs: list[report.Run], grouping: Grouping, plots_dir: pathlib.Path) -> list[str]:
