@@ -12,6 +12,7 @@ Launch:
       --workdir=runs/progan_speedup                        # the schedule comparison, seed 0 (~35 min);
                                                            # seeds 1 and 2 likewise
   python bench/progan_speedup.py --sweep=runs/progan_speedup [--seeds=1,2]    # time to the baseline's FD
+      [--thresholds=100,60 --plots=PREFIX]     # time to each FD; FD against images and seconds per schedule
   python launch.py --report=runs/progan_speedup                               # its table and plots
   python launch.py --exp=progan:cpu32 --sweep --runner=sequential --sweep_filter=train.seed=0 \
       --workdir=runs/progan_speedup32                      # the same comparison grown to 32x32
