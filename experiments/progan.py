@@ -25,7 +25,7 @@ Options after the colon combine with commas (`progan:fashion_mnist,cpu`); `cpu` 
 image budget and the final resolution (4 -> 8 -> 16, evaluated upsampled to 32 and cropped to 28) to
 what a 2-core machine trains in about 8 minutes a run (320k images: the budget at which the
 baseline's FD has flattened); `cpu32` is `cpu`'s model grown to the default's 32x32 (4 -> 8 -> 16 ->
-32, 64k images per phase of the 'long' schedule, 448k in all; 30-40 minutes a run on one core);
+32, 64k images per phase of the 'long' schedule, 448k in all; 9-35 minutes a run on one core);
 `smoke` grows 4 -> 8 with a tiny model.
 
 The schedule is `config.progressive` (gan_jax/train/schedule.py): per resolution the images of its
