@@ -33,6 +33,7 @@ from typing import Any
 
 from absl import flags
 
+from gan_jax import errors
 from gan_jax.errors import UserError
 
 ENGINES = ('slurm', 'local', 'debug')
@@ -166,13 +167,10 @@ def executor(engine: str, folder: pathlib.Path, resources: Resources, name: str,
 def _job_error(job) -> str:
   """Why a job ended without a result: its `error:` line, else its log's last line."""
   try:
-    lines = [l for l in (job.stderr() or '').splitlines() if l.strip()]
+    log = job.stderr() or ''
   except OSError:
-    lines = []
-  errors = [l for l in lines if l.startswith('error: ')]
-  if errors:
-    return errors[-1]
-  return f'job {job.job_id} failed' + (f': {lines[-1]}' if lines else '') + f' (log: {job.paths.stderr})'
+    log = ''
+  return errors.reported_error(log, f'job {job.job_id} failed', job.paths.stderr)
 
 
 def submit_run(exp: str, overrides: list[tuple[str, str]], workdir: pathlib.Path, engine: str,

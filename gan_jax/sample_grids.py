@@ -21,8 +21,8 @@ NUM_GRID_SAMPLES = 64
 NUM_SCATTER_SAMPLES = 2500
 CLASS_GRID_COLUMNS = 10  # Class-conditional grids: samples per class row.
 NUM_GRID_CAPTIONS = 10  # Text-conditioned grids: rows (captions).
-TRANSLATION_GRID = (8, 4)
-NUM_AUDIO_CLIPS = 10  # Unconditional spectrogram grids: samples turned into audio.  # Image-to-image grids: rows, and input | output | target triples per row.
+TRANSLATION_GRID = (8, 4)  # Image-to-image grids: rows, and input | output | target triples per row.
+NUM_AUDIO_CLIPS = 10  # Unconditional spectrogram grids: samples turned into audio.
 
 
 class SampleInputs(NamedTuple):

@@ -52,6 +52,7 @@ from gan_jax import config as config_lib
 from gan_jax import experiments as experiments_lib
 from gan_jax import sweep as sweep_lib
 from gan_jax import workdir_lock
+from gan_jax import errors
 from gan_jax.errors import UserError
 
 LAUNCH = pathlib.Path(__file__).resolve().parents[1] / 'launch.py'
@@ -424,14 +425,10 @@ def _child_setup(cpus: set[int] | None) -> Callable[[], None]:
 
 def _log_error(log_path: pathlib.Path, returncode: int) -> str:
   try:
-    lines = [l for l in log_path.read_text(errors='replace').splitlines() if l.strip()]
+    log = log_path.read_text(errors='replace')
   except OSError:
-    lines = []
-  errors = [l for l in lines if l.startswith('error: ')]
-  if errors:
-    return errors[-1]
-  tail = lines[-1] if lines else ''
-  return f'exit status {returncode}' + (f': {tail}' if tail else '') + f' (see {log_path})'
+    log = ''
+  return errors.reported_error(log, f'exit status {returncode}', log_path)
 
 
 def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None:

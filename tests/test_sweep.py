@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from gan_jax import config as config_lib
+from gan_jax import errors
 from gan_jax import experiments
 from gan_jax import report
 from gan_jax import sweep as sweep_lib
@@ -210,6 +211,14 @@ def test_member_configs_carry_the_sweep_name_and_member_name(tmp_path):
   # The subprocess flags give the same config as the in-process one.
   overrides, _ = config_lib.split_override_args(['launch.py', *job.launch_args])
   assert config_lib.to_dict(experiments.load_config('vanilla:smoke', overrides)) == config_lib.to_dict(job.config)
+
+
+def test_a_failed_members_error_is_its_last_error_line_else_its_last_words():
+  log = 'I1204 starting\nerror: first\nTraceback...\nerror: config.train.steps must be > 0\n\n'
+  assert errors.reported_error(log, 'exit status 2', 'm/log') == 'error: config.train.steps must be > 0'
+  log = 'I1204 starting\nKilled\n  \n'
+  assert errors.reported_error(log, 'exit status 137', 'm/log') == 'exit status 137: Killed (log: m/log)'
+  assert errors.reported_error('', 'job 7 failed', 'j.err') == 'job 7 failed (log: j.err)'
 
 
 def test_table_keeps_a_runners_outcome_over_the_running_status_of_a_dead_member(tmp_path):
