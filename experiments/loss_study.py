@@ -46,9 +46,9 @@ losses' best runs; no loss is consistently better. Compare rankings and spreads,
 paper's FD is on Inception features, this project's on its own classifier's. Measured results:
 docs/results/loss_study.md. MNIST complete (56 search runs, each loss's best draw over seeds 0-2):
 WGAN-GP 32.2 +- 3.0 and DRAGAN 43.6 +- 4.0 lead (at ~3.5x the wall-clock per run), then hinge,
-non-saturating, WGAN-clip and least squares (94-121), minimax last (162); the spread of every
-loss over its 8 draws (5-26x between its best and worst) is wider than the gaps between the unpenalized losses' best runs.
-Fashion-MNIST in progress.
+non-saturating, WGAN-clip and least squares (94-121), minimax last (162); each loss's spread over
+its 8 draws (worst 5-26x its best) is wider than the gaps between the unpenalized losses' best
+runs. Fashion-MNIST in progress.
 """
 import json
 import pathlib
