@@ -169,7 +169,7 @@ def table_2d(ring: dict, grid: dict) -> str:
                 mean_se(entry.get('reverse_kl', []), digits=2)]
     cells += [f'{_all_modes(r.get("modes", []), 8)} / {_all_modes(g.get("modes", []), 25)}',
               f'{r.get("finished", 0)}/{r.get("runs", 0)} / {g.get("finished", 0)}/{g.get("runs", 0)}',
-              f'{max(r.get("steps", 0), g.get("steps", 0))}',
+              f'{max(r.get("steps", 0), g.get("steps", 0)) or "-"}',
               f'{_seconds(r.get("train_seconds"))} / {_seconds(g.get("train_seconds"))}']
     lines.append('| ' + ' | '.join(cells) + ' |')
   for name, ring_modes, ring_hq, grid_modes, grid_hq in PUBLISHED_2D:
@@ -182,7 +182,7 @@ def table_stacked(stacked: dict) -> str:
   for method in _ordered(stacked):
     e = stacked[method]
     lines.append(f'| {method} | {mean_se(e.get("modes", []))} | {mean_se(e.get("reverse_kl", []), digits=2)} | '
-                 f'{e["finished"]}/{e["runs"]} | {e["steps"]} | {_seconds(e["train_seconds"])} |')
+                 f'{e["finished"]}/{e["runs"]} | {e["steps"] or "-"} | {_seconds(e["train_seconds"])} |')
   for name, modes, kl in PUBLISHED_STACKED:
     lines.append(f'| *published:* {name} | {modes} | {kl} | | | |')
   return '\n'.join(lines)

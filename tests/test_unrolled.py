@@ -235,6 +235,11 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   (running / 'status.json').write_text(json.dumps({'status': 'running', 'step': 1000}))
   (running / 'eval.jsonl').write_text(json.dumps({'step': 1000, 'modes': 0, 'high_quality': 0.0, 'reverse_kl': 9.0}))
   (running / 'metrics.jsonl').write_text(json.dumps({'step': 1000, 'train_seconds': 5000.0}))
+  started = tmp_path / 'k10-running'  # A method with no run ended yet: a row of dashes.
+  started.mkdir()
+  ring.unroll.steps = 10
+  (started / 'config.json').write_text(ring.to_json())
+  (started / 'status.json').write_text(json.dumps({'status': 'running', 'step': 1000}))
   collected = table.collect(str(tmp_path))
   assert collected['GAN']['modes'] == [1, 2, 4] and collected['Unrolled k=5']['runs'] == 2
   assert collected['GAN']['runs'] == 4 and collected['GAN']['finished'] == 3
@@ -245,6 +250,7 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   assert rows['Unrolled k=5'][1] == '7.5 ± 0.5'
   assert rows['GAN'][7] == '0 of 3 / -' and rows['Unrolled k=5'][7] == '1 of 2 / -'  # Runs with all 8 modes.
   assert rows['GAN'][-1] == '130 / - |' and rows['Unrolled k=5'][-1] == '115 / - |'  # Each run's training s, mean.
+  assert rows['Unrolled k=10'][1:] == ['-'] * 6 + ['- / -', '0/1 / 0/0', '-', '- / - |']
   series = table.curves(str(tmp_path))
   assert series['GAN']['modes'] == {1000: [0.0, 0.0, 0.0], 2000: [1.0, 2.0, 4.0]}
   table.plot_curves({'ring': str(tmp_path), 'grid': str(tmp_path)}, str(tmp_path / 'curves.png'))
