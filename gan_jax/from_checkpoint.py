@@ -181,11 +181,11 @@ def sample(config, workdir: pathlib.Path, num_samples: int, out: pathlib.Path, l
   for i in range(-(-num_samples // batch)):
     z = jax.random.normal(jax.random.fold_in(key, i), (batch, config.model.z_dim), jnp.float32)
     batch_labels = None
-    rows = np.minimum(np.arange(i * batch, (i + 1) * batch), num_samples - 1)  # Padded by repeating the last.
+    rows = evaluator_lib.padded_rows(i * batch, batch, num_samples)
     if text:
       batch_labels = jnp.asarray(extra['tokens'][rows])
     elif trained.source.task:  # Padded to the batch so every call has the compiled shape.
-      batch_labels = jnp.asarray(extra['inputs'][rows], jnp.float32) / 127.5 - 1.0
+      batch_labels = data_lib.unit_range(jnp.asarray(extra['inputs'][rows]))
     elif trained.conditional:  # Padded to the batch so every call has the compiled shape.
       batch_labels = np.zeros(batch, np.int32)
       chosen = extra['labels'][i * batch:(i + 1) * batch]

@@ -5,6 +5,8 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from gan_jax import data as data_lib
+
 
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
   """Tiles images [N, H, W, C] in [-1, 1] into one uint8 picture [rows*(H+pad)+pad, ..., C or 3]."""
@@ -12,7 +14,7 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> 
   n, h, w, c = images.shape
   columns = columns or int(math.ceil(math.sqrt(n)))
   rows = int(math.ceil(n / columns))
-  pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  pixels = data_lib.pixels(images)
   grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, np.uint8)
   for i in range(n):
     r, col = divmod(i, columns)

@@ -55,9 +55,8 @@ def fixed_sample_inputs(source: data_lib.Source, z_dim: int, conditional: bool, 
     rows, triples = TRANSLATION_GRID
     inputs, targets, _ = data_lib.load_pairs(data_config, 'test')
     n = rows * triples
-    to_float = lambda images: images[:n].astype(np.float32) / 127.5 - 1.0
-    return SampleInputs(jax.random.normal(key, (n, z_dim), jnp.float32), jnp.asarray(to_float(inputs)),
-                        (4 if source.unpaired else 3) * triples, to_float(targets))
+    return SampleInputs(jax.random.normal(key, (n, z_dim), jnp.float32), jnp.asarray(data_lib.unit_range(inputs[:n])),
+                        (4 if source.unpaired else 3) * triples, data_lib.unit_range(targets[:n]))
   if 'text' in source.arrays:
     from gan_jax.data import captions
     tokens, images, labels = data_lib.load_captioned(data_config, 'test')

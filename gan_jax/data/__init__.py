@@ -78,14 +78,24 @@ class Source:
       return {'image': self.mixture.sample(rng, n), 'label': jnp.zeros((n,), jnp.int32)}
     count = arrays['image'].shape[0]
     idx = jax.random.randint(rng, (n,), 0, count)
-    return {k: v.astype(jnp.float32) / 127.5 - 1.0 if v.dtype == jnp.uint8 else v
-            for k, v in ((k, jnp.take(a, idx, axis=0)) for k, a in arrays.items())}
+    return {k: unit_range(jnp.take(a, idx, axis=0)) for k, a in arrays.items()}
 
   def draw_host(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """The same distribution drawn on the host (for sets kept off the accelerator)."""
     idx = rng.integers(0, self.arrays['image'].shape[0], n)
-    return {k: a[idx].astype(np.float32) / 127.5 - 1.0 if a.dtype == np.uint8 else a[idx]
-            for k, a in self.arrays.items()}
+    return {k: unit_range(a[idx]) for k, a in self.arrays.items()}
+
+
+def unit_range(array):
+  """uint8 pixels [0, 255] -> float32 in [-1, 1] (x / 127.5 - 1), computed by the array's own
+  library (numpy or jax); any other array (labels, caption tokens, float images) unchanged."""
+  return array.astype(np.float32) / 127.5 - 1.0 if array.dtype == np.uint8 else array
+
+
+def pixels(images: np.ndarray) -> np.ndarray:
+  """The inverse of `unit_range`: images in [-1, 1] -> uint8 [0, 255], rounded (half to even) and
+  clipped."""
+  return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def load_images(name: str, split: str, data_dir: str = '', download: bool = True) -> tuple[np.ndarray, np.ndarray]:

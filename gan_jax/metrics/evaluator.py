@@ -116,6 +116,12 @@ def _hash(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()[:12]
 
 
+def padded_rows(start: int, size: int, end: int) -> np.ndarray:
+  """Row indices int [size] from `start`, those at or past `end` replaced by end - 1: a last, short
+  batch of inputs repeats its last row so that every `generate` call has the compiled shape."""
+  return np.minimum(np.arange(start, start + size), end - 1)
+
+
 def sample_batches(generate: Generate, z_dim: int, num_classes: int, num_samples: int, batch_size: int,
                    rng: jax.Array, pairs: 'Pairs | None' = None) -> Iterator[tuple[jax.Array, jax.Array]]:
   """Yields (samples [b, ...], labels int32 [b]) batches, num_samples in all; deterministic in rng.
@@ -129,10 +135,8 @@ def sample_batches(generate: Generate, z_dim: int, num_classes: int, num_samples
     z = jax.random.normal(z_key, (batch_size, z_dim), jnp.float32)
     n = min(batch_size, num_samples - start)
     if pairs is not None:
-      rows = np.minimum(np.arange(start, start + batch_size), start + n - 1)
-      inputs = pairs.inputs[rows]  # Images (uint8) or caption tokens (int32).
-      inputs = jnp.asarray(inputs, jnp.float32) / 127.5 - 1.0 if inputs.dtype == np.uint8 else jnp.asarray(inputs)
-      yield generate(z, inputs)[:n], pairs.labels[start:start + n]
+      inputs = pairs.inputs[padded_rows(start, batch_size, start + n)]  # Images (uint8) or caption tokens (int32).
+      yield generate(z, data_lib.unit_range(jnp.asarray(inputs)))[:n], pairs.labels[start:start + n]
       continue
     labels = jax.random.randint(label_key, (batch_size,), 0, max(num_classes, 1), jnp.int32)
     yield generate(z, labels)[:n], labels[:n]
@@ -268,7 +272,7 @@ def _real_features(extractor: _Extractor, config, source: data_lib.Source) -> tu
       features = cached['features']
     return features, fid.FeatureStats.load(path)
   features = np.concatenate([
-      extractor.fn(jnp.asarray(images[i:i + e.batch_size], jnp.float32) / 127.5 - 1.0)[0]
+      extractor.fn(data_lib.unit_range(jnp.asarray(images[i:i + e.batch_size])))[0]
       for i in range(0, len(images), e.batch_size)])
   stats = fid.FeatureStats()
   stats.update(features)
@@ -378,7 +382,7 @@ def _intra_fd(side: Side) -> dict[str, float]:
 def _reconstruction(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[str, float]:
   psnr, ssim, start = [], [], 0
   for outputs, _ in evaluator.batches(generate, evaluator.config.eval.num_samples, rng):
-    targets = jnp.asarray(evaluator.pairs.targets[start:start + len(outputs)], jnp.float32) / 127.5 - 1.0
+    targets = data_lib.unit_range(jnp.asarray(evaluator.pairs.targets[start:start + len(outputs)]))
     psnr.append(np.asarray(image_quality.psnr(outputs, targets)))
     ssim.append(np.asarray(image_quality.ssim(outputs, targets)))
     start += len(outputs)
@@ -408,15 +412,14 @@ def _cycle(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> dict[s
   cycle_sums, translated = np.zeros(2), []
   for i, start in enumerate(range(0, n, batch_size)):
     z = jax.random.normal(jax.random.split(jax.random.fold_in(rng, i))[0], (batch_size, z_dim), jnp.float32)
-    rows = np.minimum(np.arange(start, start + batch_size), n - 1)
-    x = jnp.asarray(pairs.inputs[rows], jnp.float32) / 127.5 - 1.0
+    x = data_lib.unit_range(jnp.asarray(pairs.inputs[padded_rows(start, batch_size, n)]))
     out = generate(z, x)
     count = min(batch_size, n - start)
     error = np.abs(np.asarray(generate(z, out) - x))[:count]
     cycle_sums += [error[..., :half].mean(axis=(1, 2, 3)).sum(), error[..., half:].mean(axis=(1, 2, 3)).sum()]
     translated.append(np.asarray(out)[:count])
   translated = np.concatenate(translated)
-  real = pairs.inputs[:n].astype(np.float32) / 127.5 - 1.0
+  real = data_lib.unit_range(pairs.inputs[:n])
   results = {'cycle_l1_a': float(cycle_sums[0] / n), 'cycle_l1_b': float(cycle_sums[1] / n)}
   into_b, into_a = translated[..., half:], translated[..., :half]  # G_AB(a), G_BA(b).
   classifier_a, classifier_b = evaluator.cycle_classifiers()
@@ -437,7 +440,7 @@ def _attributes(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) -> d
   from gan_jax.data import captions
   generated = np.concatenate([np.asarray(batch) for batch, _ in evaluator.batches(
       generate, evaluator.config.eval.num_samples, rng)])
-  as_uint8 = np.clip(np.rint((generated + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  as_uint8 = data_lib.pixels(generated)
   name = evaluator.source.name
   got = captions.bins(captions.measure(as_uint8), name)
   want = captions.bins(captions.measure(evaluator.pairs.targets[:len(generated)]), name)
@@ -457,7 +460,7 @@ def _caption_swap(evaluator: 'Evaluator', generate: Generate, rng: jax.Array) ->
     generated = np.concatenate([np.asarray(batch) for batch, _ in sample_batches(
         generate, evaluator.config.model.z_dim, 0, n, evaluator.config.eval.batch_size, rng,
         Pairs(tokens, pairs.targets[:n], labels))])
-    return captions.measure(np.clip(np.rint((generated + 1.0) * 127.5), 0, 255).astype(np.uint8))
+    return captions.measure(data_lib.pixels(generated))
 
   original = measured(pairs.inputs[:n])
   results = {}
