@@ -13,7 +13,7 @@ from gan_jax.errors import UserError
 
 
 def _split_scores(log_probs: np.ndarray, num_splits: int, seed: int) -> tuple[float, float]:
-  """Mean and std of the per-split scores; log_probs is float64 [N, K] (-inf allowed)."""
+  """Mean and std of the per-split scores; log_probs is float64 [N, K]."""
   n = log_probs.shape[0]
   if not 1 <= num_splits <= n:
     raise UserError(f'num_splits={num_splits} must be between 1 and the number of samples ({n}); '
@@ -46,18 +46,3 @@ def inception_score(logits: np.ndarray, num_splits: int = 10, seed: int = 0) -> 
     raise ValueError(f'logits must be finite float [N, K], got shape {logits.shape}')
   return _split_scores(scipy.special.log_softmax(logits, axis=1), num_splits, seed)
 
-
-def inception_score_from_probs(probs: np.ndarray, num_splits: int = 10, seed: int = 0) -> tuple[float, float]:
-  """Inception Score from class probabilities: float [N, K], rows >= 0 summing to 1 (+-1e-3).
-
-  Rows are renormalised to sum exactly to 1; otherwise as `inception_score`.
-  """
-  probs = np.asarray(probs, np.float64)
-  if probs.ndim != 2 or not np.all(np.isfinite(probs)) or np.any(probs < 0):
-    raise ValueError(f'probs must be finite non-negative float [N, K], got shape {probs.shape}')
-  sums = probs.sum(axis=1, keepdims=True)
-  if np.any(np.abs(sums - 1.0) > 1e-3):
-    raise ValueError('rows of probs must sum to 1; pass logits to inception_score instead')
-  with np.errstate(divide='ignore'):
-    log_probs = np.log(probs / sums)
-  return _split_scores(log_probs, num_splits, seed)
