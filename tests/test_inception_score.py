@@ -56,6 +56,13 @@ def test_seed_changes_the_score_only_slightly():
   assert abs(mean_0 - mean_1) <= 0.01 * mean_0
 
 
+def test_a_class_no_sample_uses_adds_nothing():
+  # Logits this far apart underflow to probability 0, and class 3 gets 0 from every sample: 0 log 0 = 0.
+  logits = 1000.0 * np.eye(4)[np.arange(300) % 3]
+  mean, std = is_lib.inception_score(logits, num_splits=1)
+  assert abs(mean - 3.0) <= 1e-12 and std == 0.0
+
+
 def test_bad_inputs_raise():
   with pytest.raises(UserError, match='num_splits'):
     is_lib.inception_score(np.zeros((5, 3)), num_splits=10)
