@@ -19,6 +19,7 @@ from gan_jax.metrics import modes
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from gan_jax.train import program as program_lib
+from tests import bench_scripts
 
 
 def _config(exp, **overrides):
@@ -134,3 +135,46 @@ def test_wgan_gp_covers_more_ring_modes_than_the_standard_gan():
   assert min(wgan_modes) >= 7, summary
   # Not an empty comparison: the GAN did learn, putting samples on the modes it covers.
   assert all(r['modes'] >= 1 and r['high_quality'] > 0.01 for r in gan), summary
+
+
+def test_critic_estimate_table_pairs_each_evaluation_with_the_estimate_before_it(tmp_path):
+  table = bench_scripts.load('critic_estimate')
+
+  def write(name, loss, gp, clip, d_steps, estimates, fds):
+    run = tmp_path / name
+    run.mkdir()
+    c = _config('wgan_gp', loss=loss, penalty__gp=gp, penalty__clip=clip, train__d_steps=d_steps)
+    (run / 'config.json').write_text(c.to_json())
+    (run / 'status.json').write_text(json.dumps({'status': 'finished', 'step': 400}))
+    # The estimate is d_real - d_fake; d_fake = 1 throughout, so d_real = estimate + 1.
+    logged = [{'step': 50 * (i + 1), 'd_real': w + 1.0, 'd_fake': 1.0, 'd_loss': 0.0} for i, w in enumerate(estimates)]
+    (run / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in logged))
+    (run / 'eval.jsonl').write_text(''.join(json.dumps({'step': 100 * (i + 1), 'classifier_fd': fd}) + '\n'
+                                            for i, fd in enumerate(fds)))
+
+  # Estimates logged every 50 iterations, FD every 100: with window 100 the evaluation at step s
+  # averages the logs at s - 50 and s.
+  write('falls', 'wasserstein', 10.0, 0.0, 5, [9, 7, 6, 4, 3, 3, 2, 0], [300, 200, 150, 100])
+  write('rises', 'wasserstein', 0.0, 0.01, 1, [1, 1, 2, 2, 4, 4, 5, 5], [300, 200, 150, 100])
+  write('one_swap', 'wasserstein', 10.0, 0.0, 4, [9, 7, 6, 4, 3, 3, 2, 0], [300, 150, 200, 100])  # rho 0.8.
+  write('other_loss', 'non_saturating', 0.0, 0.0, 1, [1] * 8, [300, 200, 150, 100])
+  rows = table.collect([str(tmp_path)], window=100)
+  assert [(r['penalty'], r['critic_steps']) for r in rows] == [
+      ('gradient penalty', 5), ('gradient penalty', 4), ('weight clipping', 1)]
+  falls, one_swap, rises = rows
+  assert [p[:2] for p in falls['points']] == [(100, 8.0), (200, 5.0), (300, 3.0), (400, 1.0)]
+  assert [p[2] for p in falls['points']] == [300, 200, 150, 100]
+  assert falls['rho'] == pytest.approx(1.0) and rises['rho'] == pytest.approx(-1.0)
+  assert one_swap['rho'] == pytest.approx(0.8)  # Counted as agreeing, however it rounds.
+  # A tie between two estimates: Spearman's average ranks.
+  assert table.rank_correlation([(1, 2.0, 10.0), (2, 2.0, 20.0), (3, 1.0, 5.0)]) == pytest.approx(0.866, abs=1e-3)
+  summary = table.summary_table(rows)
+  assert '| mnist | gradient penalty | 2-5 critic steps | 2 | 2 of 2 | 0.90 |' in summary
+  assert '| mnist | weight clipping | 1 critic step | 1 | 0 of 1 | -1.00 |' in summary
+  page = tmp_path / 'page.md'
+  page.write_text('intro\n<!-- critic begin -->\nold\n<!-- critic end -->\nrest\n')
+  text = table.main(['--sweeps', str(tmp_path), '--window', '100', '--page', str(page), '--section', 'critic',
+                     '--figure', str(tmp_path / 'critic.png')])
+  assert page.read_text() == f'intro\n<!-- critic begin -->\n{text.strip()}\n<!-- critic end -->\nrest\n'
+  assert '| 8 / 5 / 3 / 1 | 300 / 200 / 150 / 100 | 1.00 |' in text
+  assert (tmp_path / 'critic.png').stat().st_size > 10_000
