@@ -134,7 +134,7 @@ def plot(rows: list[dict], path: str) -> None:
       fd_axis.plot([p[0] for p in best['points']], [p[2] for p in best['points']], 'o-', color='tab:red')
       fd_axis.set_ylabel('classifier FD', color='tab:red', fontsize=8)
       ax.set_title(f'{best["data"]}, {penalty} {best["weight"]:.3g}, {best["critic_steps"]} critic step(s), '
-                   f'D lr {best["d_lr"]:.2g}: rank corr. {best["rho"]:.2f}', fontsize=8)
+                   f'D lr {best["d_lr"]:.2g}, seed {best["seed"]}: rank corr. {best["rho"]:.2f}', fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> str:
   args = parser.parse_args(argv)
   if bool(args.page) != bool(args.section):
     parser.error('--page and --section go together')
-  rows = collect(args.sweeps.split(','), args.window)
+  try:
+    rows = collect(args.sweeps.split(','), args.window)
+  except UserError as e:
+    raise SystemExit(f'error: {e}') from None
   if not rows:
     raise SystemExit(f'error: no ended run with the Wasserstein loss under {args.sweeps}')
   text = (f'Runs agreeing (Spearman rank correlation of the estimate with the classifier FD over a run\'s '

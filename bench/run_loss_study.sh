@@ -4,7 +4,8 @@
 # For each data set (MNIST, then Fashion-MNIST): the search (56 runs, two draws of every loss per
 # launch so that a partial search compares every loss on the same draws), then each loss's best
 # draw with seeds 1 and 2 (RUNS_DIR/<data>/seeds, a loss at a time), with the page's section,
-# figures and records made by bench/loss_study.py after each launch. A sweep directory missing on this machine starts from the
+# figures and records made by bench/loss_study.py after each launch (and docs/results/wgan_gp.md's
+# critic-estimate section from the records' Wasserstein runs, bench/critic_estimate.py). A sweep directory missing on this machine starts from the
 # committed records (docs/results/loss_study/records/<data>), whose runs it skips. Every stage
 # skips finished members, so rerunning continues where a stop left off. Stop it with one SIGTERM
 # (or Ctrl-C) to its `launch.py --sweep` process: the members checkpoint, and the script ends.
@@ -20,8 +21,13 @@ launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
   if [ $status -ge 128 ]; then echo "run_loss_study: stopped (exit status $status)"; exit $status; fi
 }
 
-record() {  # $1: the sweep directory
+record() {  # $1: the sweep directory; then the WGAN critic-estimate section of docs/results/wgan_gp.md
   python bench/loss_study.py --sweep="$1" --records=$RECORDS --page=docs/results/loss_study.md > /dev/null || exit 1
+  local sweeps=""
+  for data in mnist fashion_mnist; do [ -d $RECORDS/$data ] && sweeps="$sweeps${sweeps:+,}$RECORDS/$data"; done
+  python bench/critic_estimate.py --sweeps="$sweeps" --figure=docs/results/figures/wgan_critic_estimate.png \
+    --page=docs/results/wgan_gp.md --section=wgan_gp/critic_estimate > /dev/null \
+    || echo "run_loss_study: docs/results/wgan_gp.md not updated (no Wasserstein run recorded yet?)"
 }
 
 # The whole body is one function, read before it runs: the script can be edited (git pull) while it runs.
