@@ -15,14 +15,15 @@ Writes into PAGE_DIR (default DIR):
   - loss_study.md: the search per loss (gan_jax/search_report.py, as `launch.py --report` shows it:
     best draw and its settings, median and range over the draws, the best draw over its seeds) and
     every search run's final metric by draw and loss;
-  - loss_study_spread.png (every draw per loss) and loss_study_best_vs_time.png;
+  - loss_study_spread.png (every draw per loss), loss_study_best_vs_time.png and
+    loss_study_budget.png (the best FD a search of k draws can expect, per loss, also as a table);
   - best.json: each loss's best draw as config overrides; copied to
     docs/results/loss_study/best_<data>.json, it is what `loss_study:best` runs with other seeds.
 
 With --page (docs/results/loss_study.md), the same tables also replace the part of that page
 between the lines `<!-- loss_study/<name of DIR> begin -->` and `<!-- loss_study/<name of DIR> end -->`,
 opened by how many runs had ended and when, and the figures go to the page's figures/ directory
-as loss_study_<name of DIR>_spread.png and _best_vs_time.png; the rest of the page is kept.
+as loss_study_<name of DIR>_spread.png, _best_vs_time.png and _budget.png; the rest of the page is kept.
 """
 import argparse
 import datetime
@@ -104,7 +105,8 @@ def best_overrides(groups: list[search_report.Group]) -> dict[str, dict]:
 
 
 ALT_TEXT = {'loss_study_spread': "every search run's final FD, per loss",
-            'loss_study_best_vs_time': "each loss's best configuration: FD against training wall-clock"}
+            'loss_study_best_vs_time': "each loss's best configuration: FD against training wall-clock",
+            'loss_study_budget': "the best FD a search of k draws can expect, per loss"}
 
 
 def update_page(page: pathlib.Path, name: str, groups: list[search_report.Group], tables: str,
@@ -147,21 +149,25 @@ def main() -> None:
     raise SystemExit(f'no ended run with {args.metric} under {source}')
   out = pathlib.Path(args.out) if args.out else sweep
   out.mkdir(parents=True, exist_ok=True)  # The sweep directory is absent when only records are read.
-  spread, timed = out / 'loss_study_spread.png', out / 'loss_study_best_vs_time.png'
+  spread, timed, budget = out / 'loss_study_spread.png', out / 'loss_study_best_vs_time.png', out / 'loss_study_budget.png'
   search_report.plot_spread(groups, grouping, args.metric, spread)
   search_report.plot_best_against_time(groups, grouping, args.metric, timed)
+  search_report.plot_budget(groups, grouping, args.metric, budget)
   (out / 'best.json').write_text(json.dumps(best_overrides(groups), indent=2) + '\n')
   tables = '\n'.join(search_report.table(groups, grouping, args.metric))
   tables += f'\n\nEvery search run (final {args.metric}):\n\n' + per_draw(groups, args.metric)
-  text = tables + '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in (spread, timed))
+  tables += (f'\n\nThe best final {args.metric} a search of k of the draws (at random) can expect, per loss '
+             '(exact, over every k-subset of the ended draws):\n\n'
+             + '\n'.join(search_report.budget_table(groups, grouping, args.metric)))
+  text = tables + '\n\n' + '\n'.join(f'![{p.stem}]({p.name})' for p in (spread, timed, budget))
   (out / 'loss_study.md').write_text(text + '\n')
   if args.page:
     try:
-      update_page(pathlib.Path(args.page), sweep.name, groups, tables, (spread, timed))
+      update_page(pathlib.Path(args.page), sweep.name, groups, tables, (spread, timed, budget))
     except UserError as e:
       raise SystemExit(f'error: {e}') from None
   print(text)
-  print(f'\nwrote {out / "loss_study.md"}, {out / "best.json"}, {spread} and {timed}')
+  print(f'\nwrote {out / "loss_study.md"}, {out / "best.json"}, {spread}, {timed} and {budget}')
 
 
 if __name__ == '__main__':

@@ -147,6 +147,35 @@ def table(groups_: list[Group], grouping: Grouping, metric: str) -> list[str]:
   return lines
 
 
+def expected_best(values: list[float], lower: bool) -> list[float]:
+  """E[best of k configurations drawn at random, without replacement, from `values`], k = 1..n.
+
+  Exact: with the values sorted best first, the i-th is the best of a random k-subset with
+  probability C(n - i, k - 1) / C(n, k). A diverged configuration (inf, or -inf where higher is
+  better) makes the expectation that value for every k that can draw only diverged ones.
+  """
+  ranked = sorted(values, reverse=not lower)
+  n = len(ranked)
+  result = []
+  for k in range(1, n + 1):
+    weights = [math.comb(n - i, k - 1) / math.comb(n, k) for i in range(1, n + 1)]
+    result.append(math.fsum(w * v for w, v in zip(weights, ranked) if w > 0))
+  return result
+
+
+def budget_table(groups_: list[Group], grouping: Grouping, metric: str) -> list[str]:
+  """Per group, the expected best `metric` of k configurations drawn at random from its ended ones,
+  for k = 1, 2, 4, ... and the largest k (the search's best): how a small search budget ranks them."""
+  largest = max(len(g.configs) for g in groups_)
+  ks = sorted({*(2 ** i for i in range(largest.bit_length()) if 2 ** i <= largest), largest})
+  lines = [f'| {grouping.label} | ' + ' | '.join(f'k = {k}' for k in ks) + ' |', '|---' * (len(ks) + 1) + '|']
+  lower = report.lower_is_better(metric)
+  for g in groups_:
+    expected = expected_best(g.values, lower)
+    lines.append(f'| {g.name} | ' + ' | '.join(_value(expected[k - 1]) if k <= len(expected) else '-' for k in ks) + ' |')
+  return lines
+
+
 def in_order(groups_: list[Group], order: tuple[str, ...]) -> list[Group]:
   """The groups in `order`, any others after them sorted by name."""
   rank = {name: i for i, name in enumerate(order)}
@@ -188,6 +217,30 @@ def plot_best_against_time(groups_: list[Group], grouping: Grouping, metric: str
   report.plot_metric(lines, metric, path, report.TIME_KEY, interpolate=True)  # Log y when the FDs span > 10x.
 
 
+def plot_budget(groups_: list[Group], grouping: Grouping, metric: str, path: pathlib.Path) -> None:
+  """Each group's expected best `metric` against the number of configurations tried (expected_best)."""
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  lower = report.lower_is_better(metric)
+  fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+  shown = []
+  for g in in_order(groups_, grouping.order):
+    expected = expected_best(g.values, lower)
+    ks = [k for k, v in enumerate(expected, 1) if math.isfinite(v)]
+    ax.plot(ks, [expected[k - 1] for k in ks], 'o-', markersize=3, label=g.name)
+    shown += [expected[k - 1] for k in ks]
+  if shown and min(shown) > 0 and max(shown) > 10 * min(shown):
+    ax.set_yscale('log')
+  ax.set_xlabel(f'configurations tried (drawn at random from each {grouping.label}\'s ended ones)')
+  ax.set_ylabel(f'expected best final {metric}')
+  ax.legend(fontsize=8, ncol=2)
+  ax.set_title(f'the best {metric} a search of k configurations can expect, per {grouping.label}', fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
 def write_section(runs: list[report.Run], grouping: Grouping, plots_dir: pathlib.Path) -> list[str]:
   """The report's markdown section (table and plots written into plots_dir), or [] when no run has ended."""
   metric = search_metric(runs)
@@ -195,10 +248,15 @@ def write_section(runs: list[report.Run], grouping: Grouping, plots_dir: pathlib
   if not found:
     return []
   spread, timed = plots_dir / f'search_{metric}.png', plots_dir / f'search_{metric}_best_vs_time.png'
+  budget = plots_dir / f'search_{metric}_budget.png'
   plot_spread(found, grouping, metric, spread)
   plot_best_against_time(found, grouping, metric, timed)
+  plot_budget(found, grouping, metric, budget)
   return [f'## The search by {grouping.label}', '',
           f'Configurations of each {grouping.label}, chosen on their first seed\'s final {metric}; the best one\'s '
           'other seeds give its mean ± std.', '', *table(found, grouping, metric), '',
           f'![{metric} of every configuration](report_plots/{spread.name})', '',
-          f'![{metric} of the best configurations against training wall time](report_plots/{timed.name})', '']
+          f'![{metric} of the best configurations against training wall time](report_plots/{timed.name})', '',
+          f'The best final {metric} a search of k configurations drawn at random can expect, per {grouping.label}:',
+          '', *budget_table(found, grouping, metric), '',
+          f'![expected best {metric} against the configurations tried](report_plots/{budget.name})', '']

@@ -50,7 +50,8 @@ def _run(table, monkeypatch, *args):
 def test_the_page_ranks_losses_by_best_draw_with_its_seeds_and_writes_best_draws_and_plots(search, monkeypatch):
   table = bench_scripts.load('loss_study')
   _run(table, monkeypatch, f'--sweep={search}')
-  rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in (search / 'loss_study.md').read_text().splitlines()
+  page, budget = (search / 'loss_study.md').read_text().split('The best final classifier_fd a search of k')
+  rows = {line.split(' | ')[0][2:]: line.split(' | ') for line in page.splitlines()
           if line.startswith(('| hinge', '| least_squares'))}
   assert list(rows) == ['hinge', 'least_squares']  # Best search FD first: 30 before 40.
   hinge, squares = rows['hinge'], rows['least_squares']
@@ -63,7 +64,8 @@ def test_the_page_ranks_losses_by_best_draw_with_its_seeds_and_writes_best_draws
   assert best['hinge']['optim.g.lr'] == 3e-4 and best['hinge']['train.d_steps'] == 2
   assert set(best['hinge']) == {'loss', 'model.d_norm', 'penalty.clip', 'penalty.gp', 'penalty.dragan', 'optim.g.lr',
                                 'optim.d.lr', 'optim.g.b1', 'optim.d.b1', 'train.d_steps'}
-  for name in ('loss_study_spread.png', 'loss_study_best_vs_time.png'):
+  assert '| loss | k = 1 | k = 2 | k = 3 |' in budget and '| hinge | 60 | 40 | 30 |' in budget
+  for name in ('loss_study_spread.png', 'loss_study_best_vs_time.png', 'loss_study_budget.png'):
     assert (search / name).stat().st_size > 5_000 and f']({name})' in (search / 'loss_study.md').read_text()
 
 
@@ -134,7 +136,7 @@ def test_the_results_page_gets_its_section_rewritten_and_keeps_the_rest(search, 
   section = text.split('begin -->\n', 1)[1].split('<!-- loss_study/mnist end')[0]
   assert ': 6 search runs, 2 runs of the best draws\' extra seeds' in section  # The running one is not counted.
   assert section.count('\n| hinge | 3 (0) | 30 |') == 1 and 'Every search run' in section
-  for name in ('spread', 'best_vs_time'):
+  for name in ('spread', 'best_vs_time', 'budget'):
     assert f'](figures/loss_study_mnist_{name}.png)' in section
     assert (page.parent / 'figures' / f'loss_study_mnist_{name}.png').stat().st_size > 5_000
   page.write_text('no markers\n')

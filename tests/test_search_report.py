@@ -1,5 +1,6 @@
 """The report's search view (gan_jax/search_report.py): a search's configurations per group, on run
 directories written in the loop's formats."""
+import itertools
 import json
 import statistics
 import subprocess
@@ -72,9 +73,24 @@ def test_report_by_opens_the_report_with_the_search_and_its_plots(search):
   md = (search / 'report.md').read_text()
   assert md.index('## The search by loss') < md.index('## Every configuration') < md.index('| loss | lr |')
   assert '| hinge | 3 (0) | 30 |' in md
-  for name in ('search_classifier_fd.png', 'search_classifier_fd_best_vs_time.png'):
+  assert '| loss | k = 1 | k = 2 | k = 3 |' in md
+  assert '| hinge | 60 | 40 | 30 |' in md  # (30 + 60 + 90) / 3; pairs: 30, 30, 60.
+  assert '| least_squares | diverged | 93.33 | 40 |' in md  # A one-draw search may hold only the diverged run.
+  for name in ('search_classifier_fd.png', 'search_classifier_fd_best_vs_time.png', 'search_classifier_fd_budget.png'):
     assert f'](report_plots/{name})' in md
     assert (search / 'report_plots' / name).stat().st_size > 5_000
+
+
+@pytest.mark.parametrize('lower', [True, False])
+def test_expected_best_of_k_is_the_mean_over_every_k_subset(lower):
+  values = [7.0, 3.0, 11.0, 3.0, 5.0, float('inf') if lower else -float('inf')]
+  pick = min if lower else max
+  for k, expected in enumerate(search_report.expected_best(values, lower), 1):
+    subsets = list(itertools.combinations(values, k))
+    if k == 1:  # One draw can be the diverged run.
+      assert expected == values[-1]
+      continue
+    assert expected == pytest.approx(statistics.mean(pick(s) for s in subsets), rel=1e-12)
 
 
 def test_without_a_grouping_the_report_has_no_search_section(search):
@@ -112,7 +128,7 @@ def test_a_loss_study_sweep_is_reported_by_loss_without_a_flag(tmp_path):
     _fd_run(sweep / f'{loss}{fd}', [('loss', loss), *penalty], [500.0, fd])
   (sweep / 'sweep.json').write_text(json.dumps({'name': 'loss_study', 'exp': 'loss_study'}))
   report.write_report(sweep)
-  search = (sweep / 'report.md').read_text().split('## Every configuration')[0]
+  search = (sweep / 'report.md').read_text().split('## Every configuration')[0].split('The best final')[0]
   rows = [line.split(' | ')[:3] for line in search.splitlines() if line.startswith(('| minimax', '| wgan'))]
   assert rows == [['| wgan_gp', '1 (0)', '40'], ['| wgan', '1 (0)', '70'], ['| minimax', '1 (0)', '90']]
 
