@@ -9,8 +9,9 @@ worst value), the best configuration is chosen on it, and that configuration's o
 afterwards, e.g. by the sweep's `:best` option into a directory under the search) give its mean ±
 std. Per group: configurations ended (diverged), the best value and the settings that vary within
 the group, the median and range over configurations, and the best configuration over its seeds;
-a strip plot of every configuration's value per group and the best configurations' metric
-against training wall time.
+a strip plot of every configuration's value per group, the best configurations' metric
+against training wall time, and the best value a search of k configurations drawn at random can
+expect, k = 1 .. the search's size (a table and a plot: how the groups rank at a smaller budget).
 """
 import dataclasses
 import json
