@@ -49,10 +49,10 @@ from typing import Any, Callable
 from absl import logging
 
 from gan_jax import config as config_lib
+from gan_jax import errors
 from gan_jax import experiments as experiments_lib
 from gan_jax import sweep as sweep_lib
 from gan_jax import workdir_lock
-from gan_jax import errors
 from gan_jax.errors import UserError
 
 LAUNCH = pathlib.Path(__file__).resolve().parents[1] / 'launch.py'
