@@ -1,7 +1,7 @@
 """ProGAN's claim, measured: how soon each growth schedule reaches the non-progressive baseline's FD.
 
   python bench/progan_speedup.py --sweep=DIR [--seeds=1,2] [--every_images=64000] [--thresholds=100,50]
-      [--out=table.md] [--plots=PREFIX]
+      [--out=table.md] [--plots=PREFIX] [--page=RESULTS_PAGE --section=NAME]
 
 DIR is a `progan` sweep directory (`python launch.py --exp=progan:cpu --sweep ...`): members are
 grouped by schedule (their `progressive.*` values) and seed. Per schedule, mean +- standard
@@ -14,7 +14,8 @@ machine). A second table gives, every --every_images images, each schedule's mea
 resolution and mean training seconds there; with --thresholds a third, the training seconds to
 each FD threshold and their ratio to the baseline's (the claim at every quality level, not only
 the baseline's last). --plots draws FD against images seen and against training seconds, one
-line per schedule.
+line per schedule. --page with --section writes the tables into that page between its lines
+`<!-- NAME begin -->` and `<!-- NAME end -->` (gan_jax.report.write_section), keeping the rest.
 """
 import argparse
 import json
@@ -25,6 +26,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gan_jax import report  # pylint: disable=wrong-import-position
 from gan_jax import sweep_runners  # pylint: disable=wrong-import-position
+from gan_jax.errors import UserError  # pylint: disable=wrong-import-position
 
 SCHEDULE_NAMES = {  # progressive.resolutions/transition_images patterns of experiments/progan.py's schedules.
     'baseline': lambda c: len(c['resolutions']) == 1,
@@ -149,7 +151,7 @@ def plot(runs: dict[str, list[dict]], prefix: str) -> list[str]:
   return paths
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--sweep', required=True, help='the progan sweep directory')
   parser.add_argument('--seeds', help='comma-separated seeds to keep (default: all)')
@@ -158,7 +160,11 @@ def main() -> None:
                       help='comma-separated classifier FDs: a third table of the time to reach each')
   parser.add_argument('--out', help='markdown file to write the tables to')
   parser.add_argument('--plots', help='PREFIX: write PREFIX_fd_vs_images.png and PREFIX_fd_vs_time.png')
-  args = parser.parse_args()
+  parser.add_argument('--page', help='a results page to write the tables into (with --section)')
+  parser.add_argument('--section', help="the name of the page's section the tables replace")
+  args = parser.parse_args(argv)
+  if bool(args.page) != bool(args.section):
+    parser.error('--page and --section go together')
   seeds = {int(s) for s in args.seeds.split(',')} if args.seeds else None
   runs = read_runs(pathlib.Path(args.sweep), seeds)
   text = table(runs) + '\n\nFD (resolution, training s) against images seen:\n\n' + trajectory(runs, args.every_images)
@@ -168,6 +174,11 @@ def main() -> None:
   print(text)
   if args.out:
     pathlib.Path(args.out).write_text(text + '\n')
+  if args.page:
+    try:
+      report.write_section(pathlib.Path(args.page), args.section, text)
+    except UserError as e:
+      raise SystemExit(f'error: {e}') from None
   if args.plots:
     print('\nplots: ' + ', '.join(plot(runs, args.plots)))
 

@@ -244,7 +244,7 @@ def test_progressive_collapse_signal_stops_the_run_as_diverged(tmp_path, data_di
   assert status['status'] == 'diverged' and status['message'].startswith('collapse')
 
 
-def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, capsys, monkeypatch):
+def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, capsys):
   speedup = bench_scripts.load('progan_speedup')
   schedules = experiments.load_module('progan').schedules('cpu')
 
@@ -265,10 +265,13 @@ def test_speedup_table_times_each_schedule_to_the_baselines_final_fd(tmp_path, c
   write('short', 0, [(300, 30), (195, 60), (190, 90)])  # At the target counts as reaching it.
   write('long', 0, [(400, 20), (250, 50)])
   write('nofade', 0, [(100, 10)], status='running')  # Not finished: left out.
-  monkeypatch.setattr('sys.argv', ['progan_speedup', f'--sweep={tmp_path}', '--every_images=64000',
-                                    '--thresholds=250,195', f'--plots={tmp_path / "speedup"}'])
-  speedup.main()
+  page = tmp_path / 'progan.md'
+  page.write_text('intro\n<!-- speedup begin -->\nold\n<!-- speedup end -->\nrest\n')
+  speedup.main([f'--sweep={tmp_path}', '--every_images=64000', '--thresholds=250,195',
+                f'--plots={tmp_path / "speedup"}', f'--page={page}', '--section=speedup'])
   text = capsys.readouterr().out
+  tables = text.split('\n\nplots: ')[0].strip()
+  assert page.read_text() == f'intro\n<!-- speedup begin -->\n{tables}\n<!-- speedup end -->\nrest\n'
   assert "final classifier FD, 195.0 (mean over 2 seed(s)); its training time 110 s" in text
   assert '| short | 0 | 190.0 | 96000 | 90 | 60 (1 of 1 reached) | 0.55 |' in text
   assert '| long | 0 | 250.0 | 64000 | 50 | - (0 of 1 reached) | - |' in text
