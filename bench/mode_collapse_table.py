@@ -12,7 +12,8 @@ seconds (the last train_seconds of its metrics.jsonl: training wall time over al
 compilation included, evaluation not; runs trained as lanes of one vectorized program each carry
 that program's time). Prints the markdown and writes it to --out if given;
 --curves draws modes and high-quality % against iterations per method (mean over seeds, band from
-the lowest to the highest seed), ring and grid side by side. --page with --section writes the tables
+the lowest to the highest seed), ring and grid side by side, and Stacked MNIST's modes and KL
+beside them once one of its runs has ended (whether its budget let the DCGAN settle). --page with --section writes the tables
 into that page between its lines `<!-- NAME begin -->` and `<!-- NAME end -->` (gan_jax.report.write_section),
 keeping the rest.
 """
@@ -65,8 +66,9 @@ def _ended(run: pathlib.Path) -> bool:
 
 def collect(directory: str) -> dict[str, dict]:
   """{method: {'runs': n, 'finished': n, 'steps': max step, 'train_seconds': [each run's training
-  seconds], metric: [final values over runs]}} for the runs under `directory`. The values are those
-  of ended runs (finished or diverged); a run still going or interrupted is only counted in 'runs'."""
+  seconds], 'batch_size': the runs' batch, metric: [final values over runs]}} for the runs under
+  `directory`. The values are those of ended runs (finished or diverged); a run still going or
+  interrupted is only counted in 'runs'."""
   root = pathlib.Path(directory)
   methods: dict[str, dict] = {}
   for config_file in sorted(root.rglob('config.json')):
@@ -74,6 +76,7 @@ def collect(directory: str) -> dict[str, dict]:
     config = json.loads(config_file.read_text())
     entry = methods.setdefault(method_of(config), {'runs': 0, 'finished': 0, 'steps': 0, 'train_seconds': []})
     entry['runs'] += 1
+    entry['batch_size'] = config['data']['batch_size']
     status = json.loads((run / 'status.json').read_text()) if (run / 'status.json').exists() else {}
     entry['finished'] += status.get('status') == 'finished'
     if not _ended(run):
@@ -102,16 +105,24 @@ def curves(directory: str) -> dict[str, dict[str, dict[int, list[float]]]]:
   return methods
 
 
+# Per data set: the (metric, scale, label) of the curves' two rows.
+CURVE_PANELS = {
+    'ring': (('modes', 1.0, 'modes captured'), ('high_quality', 100.0, 'high-quality samples %')),
+    'grid': (('modes', 1.0, 'modes captured'), ('high_quality', 100.0, 'high-quality samples %')),
+    'stacked': (('modes', 1.0, 'modes captured (of 1000)'), ('reverse_kl', 1.0, 'reverse KL to uniform (nats)')),
+}
+
+
 def plot_curves(mixtures: dict[str, str], out: str) -> None:
-  """Modes and high-quality % against iterations, one line per method, one column per mixture."""
+  """Each data set's CURVE_PANELS against iterations, one line per method (mean over its runs, band
+  from the lowest to the highest), one column per data set (ring, grid, stacked)."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   fig, axes = plt.subplots(2, len(mixtures), figsize=(5 * len(mixtures), 6), squeeze=False)
   for column, (name, directory) in enumerate(mixtures.items()):
     methods = curves(directory)
-    for row, (metric, scale, label) in enumerate((('modes', 1.0, 'modes captured'),
-                                                  ('high_quality', 100.0, 'high-quality samples %'))):
+    for row, (metric, scale, label) in enumerate(CURVE_PANELS[name]):
       ax = axes[row, column]
       for method in _ordered(methods):
         series = methods[method].get(metric, {})
@@ -178,13 +189,15 @@ def table_2d(ring: dict, grid: dict) -> str:
 
 
 def table_stacked(stacked: dict) -> str:
-  lines = ['| Method | Modes (of 1000) | KL | Seeds | Iterations | Training s per run |', '|---|---|---|---|---|---|']
+  lines = ['| Method | Modes (of 1000) | KL | Seeds | Iterations | Images seen | Training s per run |',
+           '|---|---|---|---|---|---|---|']
   for method in _ordered(stacked):
     e = stacked[method]
+    images = f'{e["steps"] * e["batch_size"]:,}' if e['steps'] else '-'
     lines.append(f'| {method} | {mean_se(e.get("modes", []))} | {mean_se(e.get("reverse_kl", []), digits=2)} | '
-                 f'{e["finished"]}/{e["runs"]} | {e["steps"] or "-"} | {_seconds(e["train_seconds"])} |')
+                 f'{e["finished"]}/{e["runs"]} | {e["steps"] or "-"} | {images} | {_seconds(e["train_seconds"])} |')
   for name, modes, kl in PUBLISHED_STACKED:
-    lines.append(f'| *published:* {name} | {modes} | {kl} | | | |')
+    lines.append(f'| *published:* {name} | {modes} | {kl} | | | | |')
   return '\n'.join(lines)
 
 
@@ -213,7 +226,10 @@ def main(argv: list[str] | None = None) -> str:
     except UserError as e:
       raise SystemExit(f'error: {e}') from None
   if args.curves:
-    plot_curves({'ring': args.ring, 'grid': args.grid}, args.curves)
+    shown = {'ring': args.ring, 'grid': args.grid}
+    if args.stacked and pathlib.Path(args.stacked).is_dir() and curves(args.stacked):  # Once a Stacked MNIST run has ended.
+      shown['stacked'] = args.stacked
+    plot_curves(shown, args.curves)
   print(text)
   return text
 

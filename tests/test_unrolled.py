@@ -253,8 +253,11 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   assert rows['Unrolled k=10'][1:] == ['-'] * 6 + ['- / -', '0/1 / 0/0', '-', '- / - |']
   series = table.curves(str(tmp_path))
   assert series['GAN']['modes'] == {1000: [0.0, 0.0, 0.0], 2000: [1.0, 2.0, 4.0]}
-  table.plot_curves({'ring': str(tmp_path), 'grid': str(tmp_path)}, str(tmp_path / 'curves.png'))
+  table.plot_curves({'ring': str(tmp_path), 'grid': str(tmp_path), 'stacked': str(tmp_path)}, str(tmp_path / 'curves.png'))
   assert (tmp_path / 'curves.png').stat().st_size > 10_000
+  stacked = {line.split(' | ')[0][2:]: line.split(' | ') for line in table.table_stacked(collected).splitlines()}
+  assert stacked['GAN'][4:7] == ['2000', '1,024,000', '130 |']  # Iterations, images (x batch 512), training s.
+  assert stacked['Unrolled k=10'][4:7] == ['-', '-', '- |']
   assert '*published:* Unrolled GAN (VEEGAN Table 1)' in rows
   page = tmp_path / 'unrolled.md'
   page.write_text('intro\n<!-- table begin -->\nold\n<!-- table end -->\nrest\n')
