@@ -169,7 +169,7 @@ def run_main(argv: list[str]) -> None:
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  except KeyboardInterrupt as e:  # loop.Interrupted (checkpointed) or a second signal (not).
+  except KeyboardInterrupt as e:  # stop_signals.Interrupted (checkpointed) or a second signal (not).
     print(f'interrupted: {e}', file=sys.stderr)
     sys.exit(128 + getattr(e, 'signum', signal.SIGINT))
 

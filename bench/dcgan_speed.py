@@ -38,7 +38,6 @@ from gan_jax import data as data_lib
 from gan_jax.train import program as program_lib
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule
-from gan_jax.train import state as state_lib
 
 # id: (description, image shape, batch size, loss, D steps per iteration)
 PRESETS = {
@@ -84,7 +83,7 @@ class JaxIteration:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2048, *shape), dtype=np.uint8)
     source = data_lib.Source('synthetic', tuple(shape), 0, {'image': images, 'label': np.zeros(2048, np.int32)})
-    g_opt, d_opt = state_lib.make_optimizers(config)
+    g_opt, d_opt = run_lib.make_optimizers(config)
     run = run_lib.Run(config, source, source, schedule.phases(config), g_opt, d_opt)
     phase = run.phases[0]
     layout = program_lib.Layout.make(1, [batch_size])  # Data parallel when there are several devices.

@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gan_jax import report  # pylint: disable=wrong-import-position
+from gan_jax import run_dir  # pylint: disable=wrong-import-position
 from gan_jax.errors import UserError  # pylint: disable=wrong-import-position
 
 # (method, ring modes, ring HQ %, grid modes, grid HQ %): 2,500 samples, 3-std high quality.
@@ -60,8 +61,7 @@ def method_of(config: dict) -> str:
 
 def _ended(run: pathlib.Path) -> bool:
   """Whether the run in directory `run` finished or diverged (its values are final)."""
-  status = run / 'status.json'
-  return status.exists() and json.loads(status.read_text()).get('status') in ('finished', 'diverged')
+  return (run_dir.read_status(run) or {}).get('status') in ('finished', 'diverged')
 
 
 def collect(directory: str) -> dict[str, dict]:
@@ -77,14 +77,14 @@ def collect(directory: str) -> dict[str, dict]:
     entry = methods.setdefault(method_of(config), {'runs': 0, 'finished': 0, 'steps': 0, 'train_seconds': []})
     entry['runs'] += 1
     entry['batch_size'] = config['data']['batch_size']
-    status = json.loads((run / 'status.json').read_text()) if (run / 'status.json').exists() else {}
+    status = run_dir.read_status(run) or {}
     entry['finished'] += status.get('status') == 'finished'
     if not _ended(run):
       continue
-    trained = report.read_jsonl(run / 'metrics.jsonl').get('train_seconds', {})
+    trained = run_dir.read_jsonl(run / 'metrics.jsonl').get('train_seconds', {})
     if trained:
       entry['train_seconds'].append(trained[max(trained)])
-    series = report.read_jsonl(run / 'eval.jsonl')
+    series = run_dir.read_jsonl(run / 'eval.jsonl')
     for metric, values in series.items():
       last = max(values)
       entry['steps'] = max(entry['steps'], last)
@@ -99,7 +99,7 @@ def curves(directory: str) -> dict[str, dict[str, dict[int, list[float]]]]:
     if not _ended(config_file.parent):
       continue
     entry = methods.setdefault(method_of(json.loads(config_file.read_text())), {})
-    for metric, values in report.read_jsonl(config_file.parent / 'eval.jsonl').items():
+    for metric, values in run_dir.read_jsonl(config_file.parent / 'eval.jsonl').items():
       for step, value in values.items():
         entry.setdefault(metric, {}).setdefault(step, []).append(value)
   return methods

@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from gan_jax import report  # pylint: disable=wrong-import-position
-from gan_jax import sweep_runners  # pylint: disable=wrong-import-position
+from gan_jax import run_dir  # pylint: disable=wrong-import-position
 from gan_jax.errors import UserError  # pylint: disable=wrong-import-position
 
 SCHEDULE_NAMES = {  # progressive.resolutions/transition_images patterns of experiments/progan.py's schedules.
@@ -43,7 +43,7 @@ def schedule_name(config: dict) -> str:
 def evaluations(run: pathlib.Path) -> list[dict]:
   """The run's eval.jsonl as one {metric: value} row per evaluated step, in step order (a line cut
   short by a kill is skipped)."""
-  series = report.read_jsonl(run / 'eval.jsonl')
+  series = run_dir.read_jsonl(run / 'eval.jsonl')
   steps = sorted(series.get('classifier_fd', {}))
   return [{metric: values[step] for metric, values in series.items() if step in values} for step in steps]
 
@@ -53,7 +53,7 @@ def read_runs(directory: pathlib.Path, seeds: set[int] | None = None) -> dict[st
   runs: dict[str, list[dict]] = {}
   for config_path in sorted(directory.glob('*/config.json')):
     run = config_path.parent
-    if (sweep_runners.read_status(run) or {}).get('status') != 'finished':
+    if (run_dir.read_status(run) or {}).get('status') != 'finished':
       continue
     config = json.loads(config_path.read_text())
     if seeds is not None and config['train']['seed'] not in seeds:

@@ -20,8 +20,7 @@ import sys
 from scipy import stats
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from gan_jax import report  # pylint: disable=wrong-import-position
-from gan_jax import sweep_runners  # pylint: disable=wrong-import-position
+from gan_jax import run_dir  # pylint: disable=wrong-import-position
 
 ENDED = ('finished', 'diverged')
 
@@ -37,8 +36,8 @@ def ended_runs(patterns: list[str]) -> dict[int, dict]:
                          for f in pathlib.Path(path).rglob('config.json')})
   for config_file in config_files:
     run = config_file.parent
-    status = (sweep_runners.read_status(run) or {}).get('status')
-    evals = report.read_jsonl(run / 'eval.jsonl')  # Lines cut short by a kill are skipped.
+    status = (run_dir.read_status(run) or {}).get('status')
+    evals = run_dir.read_jsonl(run / 'eval.jsonl')  # Lines cut short by a kill are skipped.
     if status not in ENDED or 'modes' not in evals:
       continue
     config = json.loads(config_file.read_text())

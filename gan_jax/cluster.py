@@ -13,11 +13,11 @@ members and their directories are the same as with the local runners, so `--repo
 group (the sweep's name) do not depend on the engine.
 
 Time limits and preemption: SLURM (and LocalExecutor) send SIGUSR2 before killing a job. The loop
-finishes its step, checkpoints and stops (gan_jax.train.loop.StopSignals); the job then asks submitit
+finishes its step, checkpoints and stops (gan_jax.stop_signals.StopSignals); the job then asks submitit
 to requeue it (jobs are submitit Checkpointables, resubmitted with the same arguments). The requeued
 job resumes from that checkpoint, so it ends bit-identical to an uninterrupted run; the run
 directory's lock (gan_jax/workdir_lock.py) died with its predecessor, so it takes over and no one else.
-Job logs: <workdir>/slurm/ (lanes.CLUSTER_LOGS). What runs inside a job: gan_jax/cluster_jobs.py.
+Job logs: <workdir>/slurm/ (run_dir.CLUSTER_LOGS). What runs inside a job: gan_jax/cluster_jobs.py.
 """
 import contextlib
 import dataclasses
@@ -180,17 +180,17 @@ def submit_run(exp: str, overrides: list[tuple[str, str]], workdir: pathlib.Path
   from gan_jax import experiments
   from gan_jax import workdir_lock
   from gan_jax import config_checks
-  from gan_jax.train import lanes
+  from gan_jax import run_dir
   check(engine, resources, sweep=False)
   config = experiments.load_config(exp, overrides)
   config_checks.validate(config)
   workdir = pathlib.Path(workdir).resolve()
-  lanes.check_workdir(config, workdir)
+  run_dir.check(config, workdir)
   holder = workdir_lock.holder(workdir)
   if holder:
     raise workdir_lock.InUse(workdir, holder)
   from gan_jax import cluster_jobs
-  folder = workdir / lanes.CLUSTER_LOGS
+  folder = workdir / run_dir.CLUSTER_LOGS
   ex = executor(engine, folder, resources, name=workdir.name)
   job = ex.submit(cluster_jobs.RunJob(), exp, list(overrides), str(workdir))
   if engine == 'slurm':
@@ -248,7 +248,7 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
   from gan_jax import sweep_runners
   check(engine, resources, sweep=True)
   from gan_jax import cluster_jobs
-  from gan_jax.train import lanes
+  from gan_jax import run_dir
   sweep = sweep_runners.prepare(exp, overrides, directory, filter_text, index_text, spec)
   sweep_runners.validate(sweep)
   todo = [job for job in sweep.jobs if not sweep_runners.is_finished(job)]
@@ -258,7 +258,7 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
   if not groups:
     print(f'sweep {sweep.name}: every selected member has finished; nothing to submit')
     return sweep_runners.summarize(sweep, sweep_runners.Table(sweep))
-  folder = sweep.directory / lanes.CLUSTER_LOGS
+  folder = sweep.directory / run_dir.CLUSTER_LOGS
   ex = executor(engine, folder, resources, name=sweep.name, array_size=len(groups))
   args = [(exp, list(overrides), str(sweep.directory.resolve()), ','.join(str(j.member.index) for j in group),
            runner, spec) for group in groups]
@@ -281,7 +281,7 @@ def submit_sweep(exp: str, overrides: list[tuple[str, str]], directory: str | No
         job.results()
       except Exception:  # The element died (a member that fails is recorded in the table by its element).
         died.append((group, _job_error(job)))
-      states = [(sweep_runners.read_status(member.workdir) or {}).get('status', 'failed') for member in group]
+      states = [(run_dir.read_status(member.workdir) or {}).get('status', 'failed') for member in group]
       print(f'  [{index + 1}/{len(groups)}] job {job.job_id}: ' +
             ', '.join(f'{member.member.name} {state}' for member, state in zip(group, states)), flush=True)
 

@@ -32,10 +32,10 @@ def _job_setup() -> None:
 def _requeue_when_warned(train: Callable[[], Any]) -> Any:
   """Runs `train()`; after SIGUSR2 stopped it, requeues the job (process 0) or exits (the others).
   A UserError prints its one line and exits with status 2, as launch.py does."""
-  from gan_jax.train import loop
+  from gan_jax import stop_signals
   try:
     return train()
-  except loop.Interrupted as e:
+  except stop_signals.Interrupted as e:
     if e.signum != signal.SIGUSR2:
       raise
     import jax

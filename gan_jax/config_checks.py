@@ -9,6 +9,7 @@ config.apply_overrides.
 from gan_jax import logging as log_lib
 from gan_jax import losses
 from gan_jax import models
+from gan_jax import optimizers
 from gan_jax.errors import UserError
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
@@ -32,8 +33,8 @@ def validate(config) -> None:
     o = config.optim[player]
     if not (o.lr > 0 and 0 <= o.b1 < 1 and 0 <= o.b2 < 1):
       raise UserError(f'optim.{player}: need lr > 0 and betas in [0, 1) (got lr={o.lr}, b1={o.b1}, b2={o.b2})')
-  if config.optim.decay not in state_lib.DECAYS:
-    raise UserError(f'unknown optim.decay {config.optim.decay!r}; choose one of {", ".join(state_lib.DECAYS)}')
+  if config.optim.decay not in optimizers.DECAYS:
+    raise UserError(f'unknown optim.decay {config.optim.decay!r}; choose one of {", ".join(optimizers.DECAYS)}')
   if not 0.0 <= config.optim.decay_to <= 1.0:
     raise UserError(f'optim.decay_to is the final fraction of the learning rate, in [0, 1] '
                     f'(got {config.optim.decay_to})')

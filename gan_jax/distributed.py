@@ -1,13 +1,43 @@
-"""Starting multi-process JAX: from launch flags or the environment, or from a cluster job's tasks.
+"""Multi-process JAX: starting it (from launch flags, the environment or a cluster job's tasks) and
+the processes' agreements while they train.
 
-Must run before any other JAX call. Once started, every process runs the same trainer
-(gan_jax/train/parallel.py: process 0 writes; CPU collectives go over gloo).
+Starting must come before any other JAX call. Once started, every process runs the same trainer;
+only process 0 writes files (`is_main`), and the others follow its decisions (`agree`,
+`from_main`). CPU collectives go over gloo.
 """
 import os
 
 import jax
+from jax.experimental import multihost_utils
+import numpy as np
 
 from gan_jax.errors import UserError
+
+
+def is_main() -> bool:
+  """Whether this process writes the run's files (logs, samples, W&B, config/status)."""
+  return jax.process_index() == 0
+
+
+def sync(name: str) -> None:
+  """Waits until every process reaches the barrier `name` (nothing to do with one process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def agree(ok: bool) -> None:
+  """Process 0 tells the others whether a step only it performs succeeded (it passes `ok`; the
+  others' value is ignored); they raise UserError when it did not, rather than waiting for it at
+  the next barrier forever."""
+  if jax.process_count() > 1 and not from_main(int(ok)):
+    raise UserError('process 0 refused to start the run; its output says why')
+
+
+def from_main(value: int) -> int:
+  """Process 0's `value`, in every process (a collective: every process calls it at the same point)."""
+  if jax.process_count() == 1:
+    return value
+  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
 def initialize_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> bool:

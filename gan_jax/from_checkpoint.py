@@ -28,7 +28,6 @@ from gan_jax import logging as log_lib
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluator as evaluator_lib
 from gan_jax.models import conditioning
-from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
@@ -123,7 +122,7 @@ def evaluate(config, workdir: pathlib.Path, append: bool = True) -> dict[str, fl
                     f'(one or more of {", ".join(evaluator_lib.METRICS)})')
   trained = load_latest(config, workdir)
   evaluator = evaluator_lib.Evaluator(config, trained.source)
-  results = evaluator(trained.generate, loop.eval_key(config.train.seed, trained.step))
+  results = evaluator.at(trained.generate, config.train.seed, trained.step)
   if append:
     log_lib.RunLogger(workdir, {}, config_lib.ConfigDict({'wandb': 'disabled'})).write(
         trained.step, {**results, **trained.progress}, name='eval')

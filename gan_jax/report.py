@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from gan_jax import config as config_lib
+from gan_jax import run_dir
 from gan_jax import sweep as sweep_lib
 from gan_jax.errors import UserError
 
@@ -72,23 +73,6 @@ def lower_is_better(metric: str) -> bool:
   return any(part in metric.lower() for part in _LOWER_IS_BETTER)
 
 
-def read_jsonl(path: pathlib.Path) -> dict[str, dict[int, float]]:
-  """{metric: {step: value}} of the numeric fields; a repeated step keeps its last value."""
-  series: dict[str, dict[int, float]] = {}
-  if not path.exists():
-    return series
-  for line in path.read_text().splitlines():
-    try:
-      record = json.loads(line)
-      step = int(record['step'])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-      continue  # A line cut short by a kill.
-    for key, value in record.items():
-      if key != 'step' and isinstance(value, (int, float)) and not isinstance(value, bool):
-        series.setdefault(key, {})[step] = float(value)
-  return series
-
-
 class Run:
   """One run directory's config (flattened), status and metric series."""
 
@@ -98,12 +82,9 @@ class Run:
       self.config = config_lib.flatten(json.loads((path / 'config.json').read_text()))
     except json.JSONDecodeError as e:
       raise UserError(f'{path / "config.json"} is not valid JSON ({e})') from None
-    try:
-      self.status = json.loads((path / 'status.json').read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-      self.status = {}
-    self.train = read_jsonl(path / 'metrics.jsonl')
-    self.eval = read_jsonl(path / 'eval.jsonl')
+    self.status = run_dir.read_status(path) or {}
+    self.train = run_dir.read_jsonl(path / 'metrics.jsonl')
+    self.eval = run_dir.read_jsonl(path / 'eval.jsonl')
 
   @property
   def state(self) -> str:

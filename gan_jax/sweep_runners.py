@@ -8,7 +8,7 @@ Sweep directory (default runs/<exp>/sweep-<timestamp>; pass the same --workdir t
   sweep.json         name (the W&B group of every member), exp, base overrides, spec
   sweep.jsonl        one line per member: index, name, overrides, workdir (relative to the sweep
                      directory), status (pending|running|finished|failed|interrupted), step, error
-  <member name>/     the member's run directory (see gan_jax/train/lanes.py)
+  <member name>/     the member's run directory (see gan_jax/run_dir.py)
   logs/<member>.log  the output of members run by the 'processes' runner
 
 Resuming: members whose status.json says finished (at their configured step count) are skipped;
@@ -51,6 +51,7 @@ from absl import logging
 from gan_jax import config as config_lib
 from gan_jax import errors
 from gan_jax import experiments as experiments_lib
+from gan_jax import run_dir
 from gan_jax import sweep as sweep_lib
 from gan_jax import workdir_lock
 from gan_jax.errors import UserError
@@ -196,15 +197,8 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
   tmp.replace(path)
 
 
-def read_status(workdir: pathlib.Path) -> dict | None:
-  try:
-    return json.loads((workdir / 'status.json').read_text())
-  except (FileNotFoundError, json.JSONDecodeError):
-    return None
-
-
 def is_finished(job: Job) -> bool:
-  status = read_status(job.workdir)
+  status = run_dir.read_status(job.workdir)
   return bool(status) and status.get('status') == 'finished' and status.get('step', 0) >= job.config.train.steps
 
 
@@ -249,7 +243,7 @@ class Table:
 
   def finished(self, job: Job, status: str, error: str = '') -> None:
     """Records how a job ended: 'finished', 'failed' (with its error) or 'interrupted'."""
-    disk = read_status(job.workdir) or {}
+    disk = run_dir.read_status(job.workdir) or {}
     seconds = time.perf_counter() - self._started.get(job.member.name, time.perf_counter())
     self._set(job, status=status, step=int(disk.get('step', 0)), error=error, seconds=round(seconds, 1))
     if status == 'failed':
@@ -258,14 +252,14 @@ class Table:
       logging.info('sweep: %s %s at step %s', job.member.name, status, disk.get('step'))
 
   def skipped(self, job: Job) -> None:
-    self._set(job, **_status_fields(read_status(job.workdir)))
+    self._set(job, **_status_fields(run_dir.read_status(job.workdir)))
 
   def held_elsewhere(self, job: Job, holder: str) -> None:
     """Records a member skipped because another process is training it."""
     self._started.pop(job.member.name, None)
     self.elsewhere[job.member.name] = holder
     logging.info('sweep: %s skipped: trained by %s', job.member.name, holder)
-    self._set(job, **_status_fields(read_status(job.workdir) or {'status': 'running'}))
+    self._set(job, **_status_fields(run_dir.read_status(job.workdir) or {'status': 'running'}))
 
   def status(self, job: Job) -> str:
     return self.rows[job.member.name]['status']
@@ -292,7 +286,7 @@ def _json_default(value):
 def _disk_fields(workdir: pathlib.Path) -> dict:
   """The row fields status.json gives, for a member this process does not run. A 'running' status
   of a run nobody holds (its process died) says nothing: the row keeps what its runner recorded."""
-  status = read_status(workdir)
+  status = run_dir.read_status(workdir)
   if not status or (status.get('status') == 'running' and workdir_lock.holder(workdir) is None):
     return {}
   return _status_fields(status)
@@ -312,7 +306,7 @@ def _status_fields(status: dict) -> dict:
 
 def _failure(job: Job, e: BaseException) -> str:
   """The error text of a member that raised `e`: what status.json says, else the exception."""
-  status = read_status(job.workdir) or {}
+  status = run_dir.read_status(job.workdir) or {}
   if status.get('status') == 'diverged':
     return f'diverged: {status.get("message", "")}'
   if isinstance(e, UserError):
@@ -462,7 +456,7 @@ def run_processes(jobs: list[Job], table: Table, options: RunnerOptions) -> None
         if returncode is None:
           continue
         del running[slot]
-        status = read_status(job.workdir) or {}
+        status = run_dir.read_status(job.workdir) or {}
         error = _log_error(log_path, returncode)
         if returncode == 0 and status.get('status') == 'finished':
           table.finished(job, 'finished')
@@ -577,7 +571,7 @@ def describe(sweep: Sweep, runner: str) -> str:
     lines += [f'  {k} = {v!r}' for k, v in sorted(base.items()) if k not in swept]
   lines.append('members (index, name, state, overrides):')
   for job in sweep.jobs:
-    status = read_status(job.workdir)
+    status = run_dir.read_status(job.workdir)
     state = 'finished, will be skipped' if is_finished(job) else (
         f'{status["status"]} at step {status.get("step")}, will resume' if status else 'new')
     overrides = ' '.join(f'--config.{k}={t}' for k, t in job.member.override_args())

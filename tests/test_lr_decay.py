@@ -7,7 +7,8 @@ import pytest
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError
 from gan_jax import config_checks
-from gan_jax.train import state as state_lib
+from gan_jax import optimizers
+from gan_jax.train import run as run_lib
 
 
 @pytest.mark.parametrize('decay, decay_to, expected', [
@@ -17,7 +18,7 @@ from gan_jax.train import state as state_lib
     ('cosine', 0.2, {0: 1.0, 25: 0.2 + 0.8 * (1 + np.cos(np.pi / 4)) / 2, 100: 0.2}),
 ])
 def test_lr_factor(decay, decay_to, expected):
-  factor = state_lib.lr_factor(decay, decay_to, 100)
+  factor = optimizers.lr_factor(decay, decay_to, 100)
   for count, value in expected.items():
     assert float(factor(count)) == pytest.approx(value, abs=1e-6)
 
@@ -33,10 +34,10 @@ def test_scheduled_adam_steps_are_plain_adam_steps_times_the_factor():
   """Over 6 updates of a 4-step linear schedule (the factor reaches 0 and stays there), each scheduled
   step equals plain Adam's step (same gradients, same moments) times lr_factor(count)."""
   params = {'w': jnp.array([1.0, -2.0, 3.0])}
-  scheduled = state_lib.make_optimizer(_optim('linear'), 'g', 4)
-  plain = state_lib.make_optimizer(_optim('constant'), 'g', 4)
+  scheduled = optimizers.make_optimizer(_optim('linear'), 'g', 4)
+  plain = optimizers.make_optimizer(_optim('constant'), 'g', 4)
   s_state, p_state = scheduled.init(params), plain.init(params)
-  factor = state_lib.lr_factor('linear', 0.0, 4)
+  factor = optimizers.lr_factor('linear', 0.0, 4)
   for count in range(6):
     grads = {'w': jnp.array([0.5, -1.0, 2.0]) * (count + 1) ** 0.5}
     s_updates, s_state = scheduled.update(grads, s_state, params)
@@ -51,7 +52,7 @@ def test_learning_rate_stays_in_the_state_with_a_schedule():
   """with_hyperparams (resume, vectorized members) still finds and sets lr/b1/b2 with a schedule."""
   c = config_lib.base()
   c.optim.decay = 'cosine'
-  g_opt, d_opt = state_lib.make_optimizers(c)
+  g_opt, d_opt = run_lib.make_optimizers(c)
   state = g_opt.init({'w': jnp.zeros(3)})
   assert float(state.hyperparams['learning_rate']) == pytest.approx(c.optim.g.lr)
   assert isinstance(state.inner_state[1], optax.ScaleByScheduleState)

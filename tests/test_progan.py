@@ -105,14 +105,14 @@ def test_minibatch_stddev_hand_built_batch():
 
 def test_real_images_blend_and_padding():
   images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28, 1)
-  fitted = schedule.fit_images(images, 32)
+  fitted = progan.fit_images(images, 32)
   assert fitted.shape == (2, 32, 32, 1) and (fitted[:, :2] == 0).all() and (fitted[:, 2:30, 2:30] == images).all()
   x = jax.random.normal(jax.random.key(8), (3, 16, 16, 1))
-  x8 = schedule.real_at(x, 8)
+  x8 = progan.real_at(x, 8)
   np.testing.assert_allclose(x8[0, 0, 0, 0], x[0, :2, :2, 0].mean(), rtol=1e-6)
-  np.testing.assert_array_equal(schedule.real_at(x, 8, 1.0), x8)
-  np.testing.assert_allclose(schedule.real_at(x, 8, 0.0), progan.upsample(progan.downsample(x8)), rtol=1e-6)
-  view = schedule.view_at(jnp.ones((2, 4, 4, 1)) * 2.0, 28, 32)
+  np.testing.assert_array_equal(progan.real_at(x, 8, 1.0), x8)
+  np.testing.assert_allclose(progan.real_at(x, 8, 0.0), progan.upsample(progan.downsample(x8)), rtol=1e-6)
+  view = progan.view_at(jnp.ones((2, 4, 4, 1)) * 2.0, 28, 32)
   assert view.shape == (2, 28, 28, 1) and float(view.max()) == 1.0
 
 

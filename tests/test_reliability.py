@@ -18,7 +18,8 @@ from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import experiments
 from gan_jax.errors import UserError
 from gan_jax import from_checkpoint
-from gan_jax.train import lanes
+from gan_jax import run_dir
+from gan_jax import stop_signals
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 from tests.conftest import REPO_ROOT
@@ -197,7 +198,7 @@ def test_full_disk_loses_samples_and_logs_but_not_the_run(tmp_path, full_disk, c
   workdir = tmp_path / 'run'
   config = experiments.load_config('vanilla:smoke', [('log.wandb', 'disabled'), ('train.sample_every', '1'),
                                                      ('train.log_every', '1')])
-  lanes.prepare_workdir(config, workdir)
+  run_dir.prepare(config, workdir)
   shutil.rmtree(workdir / 'samples')
   (workdir / 'samples').symlink_to(full_disk)  # Sample grids and the metrics log go to the full disk.
   (workdir / 'metrics.jsonl').symlink_to(full_disk / 'metrics.jsonl')
@@ -263,8 +264,8 @@ def test_a_repeated_stop_signal_is_one_request_and_a_later_one_aborts(monkeypatc
   """The same stop request delivered twice at once (Ctrl-C to a process group, pkill) only asks for
   the checkpointed stop; a second signal SAME_REQUEST_SECONDS later stops without a checkpoint."""
   now = [100.0]
-  monkeypatch.setattr(loop.time, 'monotonic', lambda: now[0])
-  with loop.StopSignals() as signals:
+  monkeypatch.setattr(stop_signals.time, 'monotonic', lambda: now[0])
+  with stop_signals.StopSignals() as signals:
     os.kill(os.getpid(), signal.SIGINT)
     now[0] += 0.01
     try:
@@ -272,6 +273,6 @@ def test_a_repeated_stop_signal_is_one_request_and_a_later_one_aborts(monkeypatc
     except KeyboardInterrupt as e:  # Not pytest's own interrupt: a failure of this test.
       pytest.fail(f'the repeated request aborted: {e}')
     assert signals.received == signal.SIGINT and signals.stop_at(3) == signal.SIGINT
-    now[0] += loop.StopSignals.SAME_REQUEST_SECONDS
+    now[0] += stop_signals.StopSignals.SAME_REQUEST_SECONDS
     with pytest.raises(KeyboardInterrupt, match='second SIGTERM: stopping without a checkpoint'):
       os.kill(os.getpid(), signal.SIGTERM)

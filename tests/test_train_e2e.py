@@ -134,6 +134,6 @@ def test_an_mnist_run_learns_its_classifier_fd_falls(tmp_path, data_dir):
   run = run_lib.build_run(config)
   untrained = run.init_state(jax.random.split(jax.random.key(config.train.seed), 3)[0])
   evaluator = evaluator_lib.Evaluator(config, run.source)
-  untrained_fd = loop.evaluate(evaluator, lambda z, labels: run.generate(untrained, z, labels), config.train.seed,
-                               800)['classifier_fd']
+  untrained_fd = evaluator.at(lambda z, labels: run.generate(untrained, z, labels), config.train.seed,
+                              800)['classifier_fd']
   assert len(fds) == 4 and fds[-1] < 0.6 * fds[0] and fds[-1] < 0.5 * untrained_fd, (fds, untrained_fd)

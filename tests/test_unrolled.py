@@ -135,7 +135,7 @@ def test_zero_unroll_steps_is_the_ordinary_step_bit_for_bit():
 @pytest.mark.slow
 def test_unrolled_adam_stays_finite_with_dead_units():
   """A D unit whose gradient has always been 0 leaves Adam's nu at 0, where d sqrt(nu) is infinite:
-  the unrolled G gradient must stay finite (state.ADAM_EPS_ROOT)."""
+  the unrolled G gradient must stay finite (gan_jax.optimizers.ADAM_EPS_ROOT)."""
   config = experiments.load_config('unrolled:ring,smoke', [('log.wandb', 'disabled')])
   run = run_lib.build_run(config)
   state = run.init_state(jax.random.key(0))

@@ -2,6 +2,7 @@
 
     evaluator = Evaluator(config, source)      # validates, loads networks and real statistics
     results = evaluator(generate, rng)         # {'classifier_fd': 1.23, 'precision': 0.81, ...}
+    results = evaluator.at(generate, seed, step)   # with the draws of a run's evaluation at `step`
 
 `generate(z, labels)` maps latents float32 [n, config.model.z_dim] ~ N(0, I) and labels int32
 [n] (uniform over the source's classes, 0 when it has none; unconditional models ignore them)
@@ -75,6 +76,7 @@ import pathlib
 import re
 from typing import Callable, Iterator
 
+from absl import logging
 import flax.serialization
 import jax
 import jax.numpy as jnp
@@ -100,6 +102,7 @@ SCORE_SPLITS = 10
 PRD_NEIGHBOURS = 3
 REAL_SUBSET_SEED = 0
 SWAP_SAMPLES = 1000  # Caption pairs per attribute of the 'caption_swap' metric.
+EVAL_KEY_SALT = 0x45564C  # A run's evaluation draws come from fold_in(key(seed), salt), apart from training's.
 
 Generate = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -114,6 +117,11 @@ class _Extractor:
 
 def _hash(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()[:12]
+
+
+def eval_key(seed: int, step: int) -> jax.Array:
+  """The key of the evaluation at `step` of a run with `seed`: its draws depend only on (seed, step)."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
 
 
 def padded_rows(start: int, size: int, end: int) -> np.ndarray:
@@ -584,6 +592,23 @@ class Evaluator:
         results.update(metric.compute(sides[self._image[name]]))
       else:
         results.update(metric.compute(self, generate, rngs[metric.data]))
+    return results
+
+  def at(self, generate: Generate, seed: int, step: int, logger=None) -> dict[str, float]:
+    """The results with the draws of (seed, step) (`eval_key`), so an evaluation repeated from a
+    checkpoint, or made for one run of a group, gives the same numbers as the one made during
+    training. With a gan_jax.logging.RunLogger, runs evaluated on 'modes' also get
+    figures/modes_<step>.png (the evaluated points and their mode histogram), logged to W&B."""
+    key = eval_key(seed, step)
+    results = self(generate, key)
+    if logger is not None and logger.enabled and 'modes' in self.metrics:
+      path = logger.workdir / 'figures' / f'modes_{step}.png'
+      try:
+        path.parent.mkdir(exist_ok=True)
+        self.mode_figure(generate, key, path, title=f'step {step}')
+        logger.media(step, 'eval/modes_figure', path)
+      except OSError as e:
+        logging.warning('mode figure of step %d not written (%s); training continues', step, e)
     return results
 
   def mode_figure(self, generate: Generate, rng: jax.Array, path: pathlib.Path, title: str = '') -> None:

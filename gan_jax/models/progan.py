@@ -18,6 +18,10 @@ Fade-in (Sec. 3, Fig. 2): with `alpha` set (a float or a traced scalar in [0, 1]
 stage is blended with the previous one: G returns (1 - alpha) * upsample(toRGB_{s-1}(h_{s-1}))
 + alpha * toRGB_s(h_s), and D feeds (1 - alpha) * fromRGB_{s-1}(downsample(x)) + alpha *
 block_s(fromRGB_s(x)) to the rest of its layers. `alpha=None` is the stable phase (no blend).
+
+Images at a stage's resolution: `fit_images` brings the data set to the final resolution once
+(padded with -1 to a multiple of it, MNIST 28 -> 32, then average-pooled); `real_at` shows real
+images to a stage; `view_at` shows a stage's samples at the data's own size for evaluation.
 """
 import math
 from typing import Any
@@ -25,6 +29,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_jax.errors import UserError
 from gan_jax.models import layers
@@ -169,3 +174,42 @@ def build(model_config, final_resolution: int, channels: int, stage: int, alpha=
   group = MINIBATCH_GROUP if model_config.d_minibatch == 'stddev' else 0
   return (Generator(final_resolution, channels, model_config.g_channels, stage, alpha, dtype),
           Discriminator(final_resolution, model_config.d_channels, stage, alpha, group, dtype, axis_name))
+
+
+def padded_side(side: int, final: int) -> int:
+  """The side images are padded to before pooling to `final`: the smallest multiple of it >= side."""
+  return -(-side // final) * final
+
+
+def fit_images(images: np.ndarray, final: int) -> np.ndarray:
+  """uint8 [N, H, H, C] -> [N, final, final, C]: zero-padded (-1 in the model range) to
+  padded_side(H, final), then average-pooled to `final` (MNIST 28 -> 32 -> final)."""
+  side = images.shape[1]
+  padded = padded_side(side, final)
+  if (padded - side) % 2:
+    raise UserError(f'images of side {side} cannot be padded evenly to {padded} for the final resolution {final}; '
+                    'choose progressive.resolutions ending at another resolution')
+  pad = (padded - side) // 2
+  images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  factor = padded // final
+  if factor == 1:
+    return images
+  pooled = images.reshape(images.shape[0], final, factor, final, factor, -1).astype(np.float32).mean(axis=(2, 4))
+  return np.round(pooled).astype(np.uint8)
+
+
+def real_at(images, resolution: int, alpha=None):
+  """Full-resolution real images [..., F, F, C] as a stage sees them: average-pooled to `resolution`
+  and, with `alpha`, blended with their 2x-coarser version upsampled (exactly the pooled images at alpha 1)."""
+  x = downsample(images, images.shape[-2] // resolution)
+  if alpha is not None:
+    x = blend(upsample(downsample(x)), x, alpha)
+  return x
+
+
+def view_at(images, side: int, padded: int):
+  """Stage-resolution samples [B, r, r, C] -> [B, side, side, C] in [-1, 1]: upsampled (nearest) to the
+  `padded` side of fit_images, then centre-cropped to `side` (undoing its padding)."""
+  x = upsample(images, padded // images.shape[1])
+  start = (padded - side) // 2
+  return jnp.clip(x[:, start:start + side, start:start + side], -1.0, 1.0)

@@ -1,23 +1,9 @@
 """One run of a program (a lane): its workdir, logger, checkpoints, health checks and status.
 
-A single run is the one-lane case; a vectorized group is N lanes of one program. Run directory:
-  lock               held by the one process training the run (gan_jax/workdir_lock.py): pid, host, since
-  config.json        the resolved config (a rerun on the same workdir resumes; shape changes refused)
-  status.json        {'status': running|finished|interrupted|diverged|failed, 'step', 'message'[, 'restarts']}
-  metrics.jsonl      one JSON object per log step: step, d_loss, g_loss, ..., steps_per_sec, train_seconds
-                     (wall time training so far, compilation included, evaluation not; progressive
-                     runs also images_seen, resolution, alpha)
-  eval.jsonl         one JSON object per evaluation: step, train_seconds and the config.eval.metrics results
-  samples/step_N.png fixed-input sample grid (gan_jax/sample_grids.py: scatter plot for 2D data, one
-                     class or caption per row for conditional models, input | output | target for
-                     image-to-image models)
-  figures/modes_N.png at each evaluation of 'modes': the evaluated 2D points and their mode histogram
-  checkpoints/N/     Orbax checkpoints of the run's own (unstacked) GANState
-  wandb/             W&B run files (offline mode)
-  slurm/             a run submitted with --cluster: submitit's job scripts, pickles and logs (gan_jax/cluster.py)
+A single run is the one-lane case; a vectorized group is N lanes of one program. What a lane
+writes into its run directory: gan_jax/run_dir.py.
 """
 import dataclasses
-import json
 import math
 import pathlib
 from typing import Any
@@ -27,13 +13,10 @@ import jax
 
 from gan_jax import checkpoint as checkpoint_lib
 from gan_jax import config as config_lib
+from gan_jax import distributed
 from gan_jax import logging as log_lib
-from gan_jax import workdir_lock
-from gan_jax.errors import UserError
-from gan_jax.train import parallel
+from gan_jax import run_dir
 from gan_jax.train import state as state_lib
-
-CLUSTER_LOGS = 'slurm'  # The job folder of a run or sweep submitted with --cluster.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,67 +72,6 @@ class Health:
     return None
 
 
-def check_workdir(config, workdir: pathlib.Path) -> None:
-  """Checks, reading only, that `workdir` is new, empty or a run `config` may resume.
-
-  Raises:
-    UserError if the directory holds something that is not a gan_jax run, or a run whose saved
-    config differs in a shape-changing key (the message names the keys).
-  """
-  workdir = pathlib.Path(workdir)
-  config_file = workdir / 'config.json'
-  if config_file.exists():
-    try:
-      saved = json.loads(config_file.read_text())
-    except json.JSONDecodeError as e:
-      raise UserError(f'{config_file} is not valid JSON ({e}); fix it or use a new --workdir') from None
-    diffs = config_lib.shape_differences(saved, config_lib.to_dict(config))
-    if diffs:
-      raise UserError(f'workdir {workdir} holds a run whose config differs in keys that change shapes '
-                      f'({"; ".join(diffs)}); use a new --workdir or the saved values')
-  elif workdir.exists() and any(p.name not in (workdir_lock.LOCK_FILE, CLUSTER_LOGS) for p in workdir.iterdir()):
-    raise UserError(f'workdir {workdir} is not empty and holds no gan_jax run (no config.json); '
-                    'choose a new --workdir')
-
-
-def prepare_workdir(config, workdir: pathlib.Path) -> pathlib.Path:
-  """Creates the run directory (or checks that resuming into it is safe: `check_workdir`) and
-  writes config.json. The caller holds the directory's lock (gan_jax/workdir_lock.py)."""
-  workdir = pathlib.Path(workdir)
-  check_workdir(config, workdir)
-  (workdir / 'samples').mkdir(parents=True, exist_ok=True)
-  (workdir / 'config.json').write_text(json.dumps(config_lib.to_dict(config), indent=2, sort_keys=True) + '\n')
-  return workdir
-
-
-def write_status(workdir: pathlib.Path, status: str, step: int, message: str = '', restarts: int = 0) -> None:
-  """Writes status.json atomically (process 0 only): status, step, message, and restarts if any."""
-  if not parallel.is_main():
-    return
-  record = {'status': status, 'step': int(step), 'message': message, **({'restarts': restarts} if restarts else {})}
-  tmp = workdir / 'status.json.tmp'
-  tmp.write_text(json.dumps(record, indent=2) + '\n')
-  tmp.replace(workdir / 'status.json')
-
-
-def logged_train_seconds(workdir: pathlib.Path, step: int) -> float:
-  """The train_seconds of the last metrics.jsonl row at or before `step` (0 if none): where a
-  resumed run's clock continues."""
-  seconds = 0.0
-  try:
-    lines = (workdir / 'metrics.jsonl').read_text().splitlines()
-  except FileNotFoundError:
-    return seconds
-  for line in lines:
-    try:
-      row = json.loads(line)
-    except json.JSONDecodeError:  # A line cut short by a kill.
-      continue
-    if row.get('step', step + 1) <= step and 'train_seconds' in row:
-      seconds = float(row['train_seconds'])
-  return seconds
-
-
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """A run's (init, sample, train) keys, split from key(seed)."""
   init_key, sample_key, train_key = jax.random.split(jax.random.key(seed), 3)
@@ -191,7 +113,7 @@ class Lane:
   @classmethod
   def open(cls, config, workdir: pathlib.Path, restarts: int) -> 'Lane':
     """Prepares the run directory (process 0) and the run's keys and checkpointer."""
-    workdir = prepare_workdir(config, workdir) if parallel.is_main() else pathlib.Path(workdir)
+    workdir = run_dir.prepare(config, workdir) if distributed.is_main() else pathlib.Path(workdir)
     init_key, sample_key, train_key = run_keys(config.train.seed)
     checkpoints = checkpoint_lib.Checkpointer(workdir / 'checkpoints', config.train.keep_checkpoints)
     return cls(config, workdir, restarts, init_key, sample_key, train_key, checkpoints, Health(config.train))
@@ -210,22 +132,23 @@ class Lane:
     if restored is None:
       return state_lib.with_hyperparams(template, self.config)
     self.step = int(restored.step)
-    self.train_seconds = logged_train_seconds(self.workdir, self.step)
+    self.train_seconds = run_dir.logged_train_seconds(self.workdir, self.step)
     logging.info('resumed from checkpoint at step %d in %s', self.step, self.workdir)
     return state_lib.with_hyperparams(restored, self.config)
 
   def start(self) -> None:
     self.logger = log_lib.RunLogger(self.workdir, config_lib.to_dict(self.config), self.config.log,
-                                    enabled=parallel.is_main())
-    write_status(self.workdir, 'running', self.step, restarts=self.restarts)
-    if parallel.is_main():
+                                    enabled=distributed.is_main())
+    if distributed.is_main():
+      run_dir.write_status(self.workdir, 'running', self.step, restarts=self.restarts)
       logging.info('run directory %s; %s', self.workdir, self.logger.describe())
 
   def end(self, status: str, message: str = '') -> None:
     """Records how the run ended (status.json), waits for its checkpoint writes, closes its W&B run."""
     self.status, self.message = status, message
     self.checkpoints.close()
-    write_status(self.workdir, status, self.step, message, restarts=self.restarts)
+    if distributed.is_main():
+      run_dir.write_status(self.workdir, status, self.step, message, restarts=self.restarts)
     if self.logger is not None:
       self.logger.close(0 if status == 'finished' else 1)
 

@@ -18,13 +18,12 @@
 must share a program (program.group_by_program); lanes that resume from different steps are
 trained as separate groups, each exactly as it would continue alone.
 
-SIGTERM / SIGINT / SIGUSR2: the iteration in flight finishes, every live lane is checkpointed at that step and
-marked interrupted, and Interrupted is raised. Rerunning resumes bit-identically.
+SIGTERM / SIGINT / SIGUSR2 (gan_jax/stop_signals.py): the iteration in flight finishes, every live lane is
+checkpointed at that step and marked interrupted, and Interrupted is raised. Rerunning resumes bit-identically.
 """
 import contextlib
 import pathlib
 import signal
-import threading
 import time
 from typing import Any, Callable
 
@@ -34,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import config_checks
-from gan_jax import logging as log_lib
+from gan_jax import distributed
+from gan_jax import run_dir
 from gan_jax import workdir_lock
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluator as evaluator_lib
@@ -44,10 +44,9 @@ from gan_jax.train import run as run_lib
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
 from gan_jax.sample_grids import fixed_sample_inputs, grid_images, write_audio, write_row_captions, write_samples
-from gan_jax.train.lanes import Due, Lane, check_workdir
+from gan_jax.stop_signals import Interrupted, StopSignals
+from gan_jax.train.lanes import Due, Lane
 from gan_jax.train.progress import Progress
-
-EVAL_KEY_SALT = 0x45564C  # Evaluation draws come from fold_in(key(seed), salt), apart from training's.
 
 # on_done(position of the run in train's arguments, 'finished' | 'failed', '' or 'diverged: <message>').
 OnDone = Callable[[int, str, str], None]
@@ -55,89 +54,6 @@ OnDone = Callable[[int, str, str], None]
 
 class Diverged(Exception):
   """Training produced non-finite values or collapsed; the last good checkpoint is kept."""
-
-
-class Interrupted(KeyboardInterrupt):
-  """SIGTERM or SIGINT stopped the run after checkpointing its last completed step.
-
-  A KeyboardInterrupt, so sweep runners stop the sweep and record the member as interrupted.
-  """
-
-  def __init__(self, message: str, signum: int):
-    super().__init__(message)
-    self.signum = signum
-
-
-class StopSignals:
-  """While active, SIGTERM, SIGINT and SIGUSR2 only set `received` (the signal number); the loop
-  stops cleanly. SIGUSR2 is the warning SLURM and submitit send before a time limit or preemption
-  (gan_jax/cluster.py requeues the job after the checkpoint).
-
-  A second signal while one is pending raises KeyboardInterrupt at once, unless it comes within
-  SAME_REQUEST_SECONDS of the first: then it is the same request delivered twice (a terminal's
-  Ctrl-C reaches a process sweep's members directly and again as the SIGTERM the sweep forwards;
-  `pkill` does the same) and is ignored. Handlers are installed only on the main thread (Python
-  allows no others) and restored on exit. With several processes, process 0's signal decides for
-  all (`stop_at`), so every process stops at the same step.
-  """
-
-  SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
-  SYNC_STEPS = 10  # With several processes: steps between two agreements on whether to stop.
-  SAME_REQUEST_SECONDS = 1.0
-
-  def __init__(self):
-    self.received: int | None = None
-    self._received_at = 0.0
-    self._previous = {}
-
-  def _handle(self, signum, frame) -> None:
-    del frame
-    if self.received is not None:
-      if time.monotonic() - self._received_at < self.SAME_REQUEST_SECONDS:
-        return
-      raise KeyboardInterrupt(f'second {signal.Signals(signum).name}: stopping without a checkpoint')
-    self.received, self._received_at = signum, time.monotonic()
-    logging.warning('%s received: finishing the current step, then checkpointing and stopping',
-                    signal.Signals(signum).name)
-
-  def stop_at(self, step: int) -> int:
-    """The signal that stops the loop after iteration `step`, else 0 (the same in every process)."""
-    if jax.process_count() == 1:
-      return self.received or 0
-    return parallel.from_main(self.received or 0) if step % self.SYNC_STEPS == 0 else 0
-
-  def __enter__(self) -> 'StopSignals':
-    if threading.current_thread() is threading.main_thread():
-      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-    return self
-
-  def __exit__(self, *exc) -> None:
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-
-
-def eval_key(seed: int, step: int) -> jax.Array:
-  """The key of the evaluation at `step` of a run with `seed`: its draws depend only on (seed, step)."""
-  return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), EVAL_KEY_SALT), step)
-
-
-def evaluate(evaluator: evaluator_lib.Evaluator, generate: Callable, seed: int, step: int,
-             logger: log_lib.RunLogger | None = None) -> dict[str, float]:
-  """config.eval.metrics of `generate(z, labels)` with the draws of (seed, step), so an evaluation
-  repeated from a checkpoint, or made for one run of a group, gives the same numbers as the one
-  made during training. With a RunLogger, runs evaluated on 'modes' also get
-  figures/modes_<step>.png (the evaluated points and their mode histogram), logged to W&B."""
-  key = eval_key(seed, step)
-  results = evaluator(generate, key)
-  if logger is not None and logger.enabled and 'modes' in evaluator.metrics:
-    path = logger.workdir / 'figures' / f'modes_{step}.png'
-    try:
-      path.parent.mkdir(exist_ok=True)
-      evaluator.mode_figure(generate, key, path, title=f'step {step}')
-      logger.media(step, 'eval/modes_figure', path)
-    except OSError as e:
-      logging.warning('mode figure of step %d not written (%s); training continues', step, e)
-  return results
 
 
 def train_and_evaluate(config, workdir, restarts: int = 0) -> dict[str, Any]:
@@ -185,17 +101,18 @@ def train(configs: list, workdirs: list, on_done: OnDone | None = None, restarts
     config_checks.validate(c)
   run = run_lib.build_run(configs[0])
   # Built before any workdir is touched: unknown metrics or missing classifier files fail first.
-  evaluator = evaluator_lib.Evaluator(configs[0], run.source) if configs[0].eval.metrics and parallel.is_main() else None
+  evaluating = configs[0].eval.metrics and distributed.is_main()
+  evaluator = evaluator_lib.Evaluator(configs[0], run.source) if evaluating else None
   with contextlib.ExitStack() as locks:
     try:
-      if parallel.is_main():  # One writer per run directory; the other processes never write it.
+      if distributed.is_main():  # One writer per run directory; the other processes never write it.
         for config, workdir in zip(configs, workdirs):
-          check_workdir(config, workdir)  # Read-only: a refused run leaves no lock file behind.
+          run_dir.check(config, workdir)  # Read-only: a refused run leaves no lock file behind.
           locks.enter_context(workdir_lock.hold(workdir))
     except UserError:
-      parallel.agree(False)
+      distributed.agree(False)
       raise
-    parallel.agree(True)
+    distributed.agree(True)
     return _train_locked(run, evaluator, configs, workdirs, on_done, restarts)
 
 
@@ -203,7 +120,7 @@ def _train_locked(run: run_lib.Run, evaluator, configs: list, workdirs: list, on
                   restarts: int) -> list[dict[str, Any]]:
   """`train` once process 0 holds the workdirs' locks."""
   lanes = [Lane.open(c, pathlib.Path(w), restarts) for c, w in zip(configs, workdirs)]
-  parallel.sync('workdirs prepared')
+  distributed.sync('workdirs prepared')
   on_done = on_done or (lambda *_: None)
   try:
     # One compiled program: run eagerly, every parameter shape's initializer compiles on its own
@@ -258,7 +175,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
     lane.start()
   samples_in = [fixed_sample_inputs(run.source, config.model.z_dim, run.conditional, lane.sample_key, config.data)
                 for lane in lanes]
-  if parallel.is_main():
+  if distributed.is_main():
     for lane, inputs in zip(lanes, samples_in):
       write_row_captions(inputs, lane.workdir / 'samples')
   samplers = {}
@@ -297,7 +214,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
     lane.end('diverged', message)
 
   def save_samples(step: int) -> None:
-    if not parallel.is_main():
+    if not distributed.is_main():
       return
     generate = sample_fn(step)
     for i in live():
@@ -316,7 +233,7 @@ def _train_lanes(run: run_lib.Run, lanes: list[Lane], states: list, evaluator, s
     for i in live():
       lane, started = lanes[i], time.perf_counter()
       own = layout.local(lane_state(i))
-      lane.last_eval = evaluate(evaluator, lambda z, labels: generate(own, z, labels), lane.seed, step, lane.logger)
+      lane.last_eval = evaluator.at(lambda z, labels: generate(own, z, labels), lane.seed, step, lane.logger)
       lane.logger.write(step, {**lane.last_eval, **schedule_lib.progress_at(phases, step),
                                'train_seconds': lane.train_seconds + train_seconds}, name='eval')
       logging.info('%seval at step %d (%.1f s): %s', '' if single else f'{lane.workdir.name}: ', step,

@@ -1,9 +1,9 @@
-"""Processes and devices during training: who writes, barriers, and host data on the global mesh.
+"""Arrays of a run trained by several processes: replicated state, this process's copy, its part
+of a host-drawn batch, and the check that the processes still agree.
 
 The programs themselves are built in gan_jax.train.program (jit + shard_map over the mesh); the
-processes are started by gan_jax.distributed. Multi-host: every process runs the same program,
-draws its own part of the global batch (`host_batch`, or inside the program from one global
-draw), and only process 0 writes files (`is_main`).
+processes are started and coordinated by gan_jax.distributed. Every process runs the same program
+and draws its own part of the global batch (`host_batch`, or inside the program from one global draw).
 """
 import hashlib
 
@@ -12,37 +12,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from gan_jax.errors import UserError
-
 P = jax.sharding.PartitionSpec
-
-
-def is_main() -> bool:
-  """Whether this process writes the run's files (logs, samples, W&B, config/status)."""
-  return jax.process_index() == 0
-
-
-def sync(name: str) -> None:
-  """Waits until every process reaches the barrier `name` (nothing to do with one process)."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
-
-
-def agree(ok: bool) -> None:
-  """Process 0 tells the others whether a step only it performs succeeded (it passes `ok`; the
-  others' value is ignored); they raise UserError when it did not, rather than waiting for it at
-  the next barrier forever."""
-  if jax.process_count() == 1:
-    return
-  if not from_main(int(ok)):
-    raise UserError('process 0 refused to start the run; its output says why')
-
-
-def from_main(value: int) -> int:
-  """Process 0's `value`, in every process (a collective: every process calls it at the same point)."""
-  if jax.process_count() == 1:
-    return value
-  return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
 def replicate(tree, mesh: jax.sharding.Mesh):

@@ -16,12 +16,13 @@ from gan_jax import config_checks
 from gan_jax import data as data_lib
 from gan_jax import losses
 from gan_jax import models
+from gan_jax import optimizers
 from gan_jax.errors import UserError
 from gan_jax.models import progan
 from gan_jax.train import schedule as schedule_lib
 from gan_jax.train import state as state_lib
 from gan_jax.train import steps as steps_lib
-from gan_jax.train.schedule import Phase
+from gan_jax.train.schedule import BatchSpec, Phase
 
 # step(state, batch, rng, fade) -> (state, metrics); fade: the phase's float32 [2] fade-in bounds.
 PhaseStep = Callable[[state_lib.GANState, dict, jax.Array, jax.Array], tuple[state_lib.GANState, steps_lib.Metrics]]
@@ -102,7 +103,7 @@ class Run:
       alpha = self._alpha(phase, schedule_lib.ramp(state.step, fade))
       g, d = self.models(phase, alpha, axis_name)
       if phase.resolution:
-        batch = {**batch, 'image': schedule_lib.real_at(batch['image'], phase.resolution, alpha)}
+        batch = {**batch, 'image': progan.real_at(batch['image'], phase.resolution, alpha)}
       return steps_lib.make_train_step(g, d, self.g_opt, self.d_opt, loss, options, self.feature_fn)(
           state, batch, rng)
 
@@ -136,12 +137,19 @@ class Run:
     out, _ = steps_lib.apply_model(g, self.generator_params(state), state.g.batch_stats, z, train=False, **cond)
     if phase.resolution:
       side = self.source.shape[0]
-      out = schedule_lib.view_at(out, side, schedule_lib.padded_side(side, self.final_resolution))
+      out = progan.view_at(out, side, progan.padded_side(side, self.final_resolution))
     return out
 
   def sampler(self, phase: Phase) -> Callable:
     """Jitted `sample(state, z, labels, alpha)`: `generate` at `phase`."""
     return jax.jit(lambda state, z, labels, alpha: self.generate(state, z, labels, phase, alpha))
+
+
+def make_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  """(G's, D's) optimizers for a run: G makes train.steps updates, D train.steps * d_steps."""
+  steps, d_steps = config.train.steps, BatchSpec.from_config(config).d_steps
+  return (optimizers.make_optimizer(config.optim, 'g', steps),
+          optimizers.make_optimizer(config.optim, 'd', steps * d_steps))
 
 
 def build_run(config) -> Run:
@@ -153,9 +161,9 @@ def build_run(config) -> Run:
   if final:
     if not source.is_image:
       raise UserError(f'progressive growing needs an image data set; data.name is {config.data.name!r}')
-    images = schedule_lib.fit_images(source.arrays['image'], final)
+    images = progan.fit_images(source.arrays['image'], final)
     train_source = dataclasses.replace(source, shape=images.shape[1:], arrays={**source.arrays, 'image': images})
-  g_opt, d_opt = state_lib.make_optimizers(config)
+  g_opt, d_opt = make_optimizers(config)
   feature_fn = None
   if config.translate.features:
     from gan_jax.metrics import evaluator  # The domain classifier, as the evaluation loads it.

@@ -18,9 +18,7 @@ phase of N images lasts ceil(N / that) iterations. `train.steps` caps the total.
 Phases with the same `program_key` (resolution and batch) share one compiled program: alpha is
 computed inside it from the traced `state.step` and the phase's `fade` bounds, an argument.
 
-Image helpers of progressive runs: `fit_images` brings the data set to the final resolution once
-(padded with -1 to a multiple of it, MNIST 28 -> 32, then average-pooled); `real_at` shows real
-images to a stage; `view_at` shows a stage's samples at the data's own size for evaluation.
+How a stage sees real images and shows its samples: gan_jax.models.progan (fit_images, real_at, view_at).
 """
 import copy
 import dataclasses
@@ -233,42 +231,3 @@ def scaled_learning_rates(config, factor: float):
       rates = config.progressive[name]
       config.progressive[name] = type(rates)(lr * factor for lr in rates)
   return config
-
-
-def padded_side(side: int, final: int) -> int:
-  """The side images are padded to before pooling to `final`: the smallest multiple of it >= side."""
-  return -(-side // final) * final
-
-
-def fit_images(images: np.ndarray, final: int) -> np.ndarray:
-  """uint8 [N, H, H, C] -> [N, final, final, C]: zero-padded (-1 in the model range) to
-  padded_side(H, final), then average-pooled to `final` (MNIST 28 -> 32 -> final)."""
-  side = images.shape[1]
-  padded = padded_side(side, final)
-  if (padded - side) % 2:
-    raise UserError(f'images of side {side} cannot be padded evenly to {padded} for the final resolution {final}; '
-                    'choose progressive.resolutions ending at another resolution')
-  pad = (padded - side) // 2
-  images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  factor = padded // final
-  if factor == 1:
-    return images
-  pooled = images.reshape(images.shape[0], final, factor, final, factor, -1).astype(np.float32).mean(axis=(2, 4))
-  return np.round(pooled).astype(np.uint8)
-
-
-def real_at(images, resolution: int, alpha=None):
-  """Full-resolution real images [..., F, F, C] as a stage sees them: average-pooled to `resolution`
-  and, with `alpha`, blended with their 2x-coarser version upsampled (exactly the pooled images at alpha 1)."""
-  x = progan.downsample(images, images.shape[-2] // resolution)
-  if alpha is not None:
-    x = progan.blend(progan.upsample(progan.downsample(x)), x, alpha)
-  return x
-
-
-def view_at(images, side: int, padded: int):
-  """Stage-resolution samples [B, r, r, C] -> [B, side, side, C] in [-1, 1]: upsampled (nearest) to the
-  `padded` side of fit_images, then centre-cropped to `side` (undoing its padding)."""
-  x = progan.upsample(images, padded // images.shape[1])
-  start = (padded - side) // 2
-  return jnp.clip(x[:, start:start + side, start:start + side], -1.0, 1.0)

@@ -1,6 +1,4 @@
-"""The pure train step: `make_train_step(...)` -> `train_step(state, batch, rng) -> (state, metrics)`.
-
-`make_train_step(...)` returns `train_step(state, batch, rng) -> (state, metrics)`:
+"""The pure train step: `make_train_step(...)` returns `train_step(state, batch, rng) -> (state, metrics)`:
   batch['image']: float32 [d_steps, B, *example_shape], one real batch per D update;
   batch['label']: int32 [d_steps, B], their classes (read by class-conditional models only);
   d_steps D updates, then one G update, all inside one program.
