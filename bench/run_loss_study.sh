@@ -23,8 +23,10 @@ launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
 
 record() {  # $1: the sweep directory; then the WGAN critic-estimate section of docs/results/wgan_gp.md
   python bench/loss_study.py --sweep="$1" --records=$RECORDS --page=docs/results/loss_study.md > /dev/null || exit 1
-  local sweeps=""
-  for data in mnist fashion_mnist; do [ -d $RECORDS/$data ] && sweeps="$sweeps${sweeps:+,}$RECORDS/$data"; done
+  local sweeps="" recorded  # Local: main's loop variable `data` must survive this call.
+  for recorded in mnist fashion_mnist; do
+    [ -d $RECORDS/$recorded ] && sweeps="$sweeps${sweeps:+,}$RECORDS/$recorded"
+  done
   python bench/critic_estimate.py --sweeps="$sweeps" --figure=docs/results/figures/wgan_critic_estimate.png \
     --page=docs/results/wgan_gp.md --section=wgan_gp/critic_estimate > /dev/null \
     || echo "run_loss_study: docs/results/wgan_gp.md not updated (no Wasserstein run recorded yet?)"
