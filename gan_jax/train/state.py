@@ -77,8 +77,8 @@ def with_learning_rates(state: GANState, g_lr, d_lr) -> GANState:
 def with_hyperparams(state: GANState, config) -> GANState:
   """`state` with each player's Adam hyperparameters and the loss weights set from `config`.
 
-  The values live in the state (see make_optimizer), so a restored checkpoint carries the
-  values it was saved with; a resumed run must take the config's values instead.
+  The values live in the state (see gan_jax.optimizers.make_optimizer), so a restored checkpoint
+  carries the values it was saved with; a resumed run must take the config's values instead.
   """
   def player_with(player: Player, o) -> Player:
     return _with_hyperparams(player, learning_rate=o.lr, b1=o.b1, b2=o.b2)
