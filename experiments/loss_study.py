@@ -48,9 +48,10 @@ docs/results/loss_study.md. MNIST complete (56 search runs, each loss's best dra
 WGAN-GP 32.2 +- 3.0 and DRAGAN 43.6 +- 4.0 lead (at ~3.5x the wall-clock per run), then hinge,
 non-saturating, WGAN-clip and least squares (94-121), minimax last (162); each loss's spread over
 its 8 draws (worst 5-26x its best) is wider than the gaps between the unpenalized losses' best
-runs. Fashion-MNIST in progress (42 of 56 search runs): best runs WGAN-GP 29.0, non-saturating
-31.2 (8% behind, within a seed's noise on MNIST), hinge 31.7, least squares 35.3, minimax 35.4,
-DRAGAN 40.8, WGAN-clip 61.7.
+runs. Fashion-MNIST's search complete (seed runs in progress): best runs WGAN-GP 26.3, hinge
+28.9, non-saturating 31.2, DRAGAN 33.4, minimax 33.7, least squares 35.2 (six losses within 1.35x,
+gaps near a seed's noise on MNIST) and WGAN-clip 61.3; each loss's spread over its draws 3-16x its
+best; the penalty runs took ~4x the unpenalized ones' wall-clock and were behind them at equal time.
 """
 import json
 import pathlib
