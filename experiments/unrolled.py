@@ -65,10 +65,14 @@ nudge of the initial weights does; bench/lane_drift.py) sends one seed either wa
 shipped (non-saturating, k = 1, 2 D steps): 25 of 25 modes in each of 10 seeds at 90.7 +- 1.3 %
 high quality (seeds 80.3-95.1 %, 8 of 10 at >= 90 %: the target met on average, not by seeds 5
 and 7; about 4.6 minutes of training per seed on one core); the paper's surrogate with k = 5
-covers 21-25 modes at only 23-55 % (streaks between modes), and on the grid fewer unrolling steps
+covers 20-25 modes at only 16-38 % (streaks between modes), and on the grid fewer unrolling steps
 and the non-saturating loss are sharper. WGAN-GP (the `compare` row) on the ring: all 8 modes in
 8 of 10 seeds (two collapsed onto 1-2 modes), 69.0 +- 12.1 % high quality, the target missed; on
-the grid 25 of 25 in 3 of 3 seeds at 92 % (its 10 seeds are being measured).
+the grid 25 of 25 in 10 of 10 seeds at 75.1 +- 4.9 % (3 of 10 at >= 90 %: missed; seeds that stayed
+collapsed until iteration 15,000 were still sharpening when the learning rate reached 0). The grid's
+other `compare` rows (10 seeds each): the GAN all 25 modes in 6 of 10 (none in 2), unrolled k = 5
+16.7 +- 2.0 modes at 30.8 %, k = 10 23.9 +- 0.3 at 64.7 %, the surrogate at k = 5 21.8 +- 0.5 at
+26.2 %: with one D step, more unrolling covers more grid modes but none is sharp.
 The acceptance runs, seed 0 as shipped, sampled with `--mode=sample --num_samples=2500`:
 `unrolled:ring` 8 of 8 modes, 92.2 % high quality; `unrolled:grid` 25 of 25, 90.2 %. With the `small` networks unrolling did not help at all. Tables, curves against
 iterations, published figures and what was tried: docs/results/unrolled.md.
