@@ -5,7 +5,7 @@
 DIR is the search's sweep directory (`launch.py --exp=loss_study[:fashion_mnist] --sweep`), with the
 best draws' other seeds, once run, in DIR/seeds (`launch.py --exp=loss_study:best --sweep
 --workdir=DIR/seeds`). With --records, every ended run under DIR (finished or diverged) is first
-copied to RECORDS/<name of DIR>/<its path under DIR> (RECORD_FILES only: config, status and metric
+copied to RECORDS/<name of DIR>/<its path under DIR> (report.RECORD_FILES: config, status and metric
 series, no checkpoints or samples; each sweep's sweep.json beside its members), and the page is made
 from those records, which then hold every ended run: committed (docs/results/loss_study/records),
 they keep a study that spans machines whole, and RECORDS/<name> copied to a new machine is the
@@ -44,29 +44,6 @@ SHARED = tuple(STUDY.SEARCH)  # The searched values every loss's draw shares (co
 # What `loss_study:best` sets to rerun a draw: the loss's own values and every searched one.
 OVERRIDES = tuple(dict.fromkeys(k for settings, own in STUDY.LOSSES.values()
                                 for k in (*settings, *([own[0]] if own else ())))) + SHARED
-RECORD_FILES = ('config.json', 'status.json', 'metrics.jsonl', 'eval.jsonl')  # All that report.Run reads.
-
-
-def ended(run: report.Run) -> bool:
-  return run.state in ('finished', 'diverged')
-
-
-def save_records(sweep: pathlib.Path, records: pathlib.Path) -> int:
-  """Copies each ended run under `sweep` to records/<sweep name>/<its path under sweep>, with the
-  sweep.json of the directory it is in; returns how many runs were new there."""
-  new = 0
-  for run in (r for r in report.find_runs(sweep) if ended(r)):
-    target = records / sweep.name / run.path.relative_to(sweep)
-    new += not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
-    for name in RECORD_FILES:
-      if (run.path / name).exists():
-        shutil.copyfile(run.path / name, target / name)
-    if (run.path.parent / 'sweep.json').exists():
-      shutil.copyfile(run.path.parent / 'sweep.json', target.parent / 'sweep.json')
-  return new
-
-
 def _label(key: str) -> str:
   """optim.g.lr -> g.lr, penalty.gp -> gp."""
   return key.split('.', 1)[1] if key.startswith('optim.') else key.split('.')[-1]
@@ -142,7 +119,7 @@ def main() -> None:
   if args.records:
     source = pathlib.Path(args.records) / sweep.name
     if sweep.is_dir():
-      print(f'{save_records(sweep, pathlib.Path(args.records))} new run record(s) in {source}')
+      print(f'{report.save_records(sweep, source)} new run record(s) in {source}')
   grouping = STUDY.report_grouping()
   groups = search_report.groups(report.find_runs(source), grouping, args.metric)
   if not groups:

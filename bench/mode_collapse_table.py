@@ -1,6 +1,6 @@
 """The mode-collapse table: our runs (mean +- standard error over seeds) next to published figures.
 
-  python bench/mode_collapse_table.py --ring=DIR --grid=DIR [--stacked=DIR] [--out=FILE] [--curves=PNG]
+  python bench/mode_collapse_table.py [--ring=DIR] [--grid=DIR] [--stacked=DIR] [--out=FILE] [--curves=PNG]
       [--page=RESULTS_PAGE --section=NAME]
 
 DIR is a sweep directory (e.g. of `launch.py --exp=unrolled:ring,compare --sweep
@@ -15,7 +15,9 @@ that program's time). Prints the markdown and writes it to --out if given;
 the lowest to the highest seed), ring and grid side by side, and Stacked MNIST's modes and KL
 beside them once one of its runs has ended (whether its budget let the DCGAN settle). --page with --section writes the tables
 into that page between its lines `<!-- NAME begin -->` and `<!-- NAME end -->` (gan_jax.report.write_section),
-keeping the rest.
+keeping the rest. Each of --ring, --grid and --stacked is optional (one at least): the 2D table
+is made when --ring or --grid is given, the Stacked MNIST table when --stacked is, so each can
+have its own section and figure.
 """
 import argparse
 import json
@@ -203,8 +205,8 @@ def table_stacked(stacked: dict) -> str:
 
 def main(argv: list[str] | None = None) -> str:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--ring', required=True, help='runs on the 2D ring')
-  parser.add_argument('--grid', required=True, help='runs on the 2D grid')
+  parser.add_argument('--ring', help='runs on the 2D ring')
+  parser.add_argument('--grid', help='runs on the 2D grid')
   parser.add_argument('--stacked', help='runs on Stacked MNIST')
   parser.add_argument('--out', help='markdown file to write')
   parser.add_argument('--curves', help='PNG file: modes and high-quality % against iterations, ring and grid')
@@ -213,11 +215,16 @@ def main(argv: list[str] | None = None) -> str:
   args = parser.parse_args(argv)
   if bool(args.page) != bool(args.section):
     parser.error('--page and --section go together')
-  text = ('2D mixtures, last evaluation of each run (2,500 samples; mean ± standard error over seeds):\n\n'
-          + table_2d(collect(args.ring), collect(args.grid)) + '\n')
+  if not (args.ring or args.grid or args.stacked):
+    parser.error('give --ring, --grid or --stacked (a folder of runs)')
+  tables = []
+  if args.ring or args.grid:
+    tables.append('2D mixtures, last evaluation of each run (2,500 samples; mean ± standard error over seeds):\n\n'
+                  + table_2d(collect(args.ring) if args.ring else {}, collect(args.grid) if args.grid else {}))
   if args.stacked:
-    text += '\nStacked MNIST (26,000 samples; mean ± standard error over seeds):\n\n' + table_stacked(
-        collect(args.stacked)) + '\n'
+    tables.append('Stacked MNIST (26,000 samples; mean ± standard error over seeds):\n\n' + table_stacked(
+        collect(args.stacked)))
+  text = '\n\n'.join(tables) + '\n'
   if args.out:
     pathlib.Path(args.out).write_text(text)
   if args.page:
@@ -226,10 +233,11 @@ def main(argv: list[str] | None = None) -> str:
     except UserError as e:
       raise SystemExit(f'error: {e}') from None
   if args.curves:
-    shown = {'ring': args.ring, 'grid': args.grid}
+    shown = {name: directory for name, directory in (('ring', args.ring), ('grid', args.grid)) if directory}
     if args.stacked and pathlib.Path(args.stacked).is_dir() and curves(args.stacked):  # Once a Stacked MNIST run has ended.
       shown['stacked'] = args.stacked
-    plot_curves(shown, args.curves)
+    if shown:  # Nothing to draw before a run has ended.
+      plot_curves(shown, args.curves)
   print(text)
   return text
 

@@ -7,10 +7,13 @@
 # figures are rewritten from every finished run (bench/progan_speedup.py). Each sweep skips
 # finished members and resumes interrupted ones, so rerunning continues where a stop left off; one
 # SIGTERM (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. About 95 minutes of one
-# core per seed.
+# core per seed. Each ended run is also kept in docs/results/progan/records (bench/save_records.py;
+# commit it): on a new machine the script first restores the recorded runs into RUNS_DIR, so only
+# the unfinished ones train again.
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/progan_speedup32}
+RECORDS=docs/results/progan/records
 
 launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
   python launch.py "$@"
@@ -20,9 +23,11 @@ launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
 
 # The whole body is one function, read before it runs: the script can be edited (git pull) while it runs.
 main() {
+  python bench/save_records.py --runs="$RUNS" --records=$RECORDS --restore || exit 1
   for seed in 0 1 2; do
     launch --exp=progan:cpu32 --sweep --runner=sequential --sweep_filter=train.seed=$seed --workdir="$RUNS" \
       --config.log.wandb=disabled
+    python bench/save_records.py --runs="$RUNS" --records=$RECORDS || exit 1
     python bench/progan_speedup.py --sweep="$RUNS" --thresholds=200,100,60,40,30 \
       --plots=docs/results/figures/progan_cpu32 --page=docs/results/progan.md --section=progan/cpu32 > /dev/null || exit 1
   done

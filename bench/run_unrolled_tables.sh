@@ -10,13 +10,16 @@
 # (the unrolled run about 2 hours on one core, 2.6 iterations/s). After each sweep the page's table and curves are rewritten from every run ended so far
 # (bench/mode_collapse_table.py --page, section unrolled/60k_10_seeds). Every sweep skips finished
 # members and resumes interrupted ones, so rerunning continues where a stop left off; one SIGTERM
-# (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. RUNNER=sequential (the default)
+# (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. Each ended run is also kept in
+# docs/results/unrolled/records (bench/save_records.py; commit it): on a new machine the script first
+# restores the recorded runs into RUNS_DIR, so only the unfinished ones train again. RUNNER=sequential (the default)
 # trains one run at a time: on a 2-core CPU doing other work a lone MLP run trains ~2x faster than
 # a vectorized group's runs (BUILD.md, "Vectorized sweeps"); use RUNNER=vectorized on a GPU.
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/unrolled_60k}
 FLAGS="--sweep --runner=${RUNNER:-sequential} --config.log.wandb=disabled"
+RECORDS=docs/results/unrolled/records
 
 launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
   python launch.py "$@"
@@ -24,15 +27,20 @@ launch() {  # launch.py "$@"; a stop signal (exit status >= 128) ends the script
   if [ $status -ge 128 ]; then echo "run_unrolled_tables: stopped (exit status $status)"; exit $status; fi
 }
 
-table() {
-  python bench/mode_collapse_table.py --ring="$RUNS/ring" --grid="$RUNS/grid" --stacked="$RUNS/stacked" \
+table() {  # the records, then the 2D and the Stacked MNIST sections of the page, each with its curves
+  python bench/save_records.py --runs="$RUNS" --records=$RECORDS || exit 1
+  python bench/mode_collapse_table.py --ring="$RUNS/ring" --grid="$RUNS/grid" \
     --curves=docs/results/figures/unrolled_60k_10_seeds_curves.png \
     --page=docs/results/unrolled.md --section=unrolled/60k_10_seeds > /dev/null || exit 1
+  python bench/mode_collapse_table.py --stacked="$RUNS/stacked" \
+    --curves=docs/results/figures/unrolled_stacked_mnist_curves.png \
+    --page=docs/results/unrolled.md --section=unrolled/stacked_mnist > /dev/null || exit 1
 }
 
 # The whole body is one function, read before it runs: the script can be edited (git pull) while it runs.
 main() {
   mkdir -p "$RUNS/ring" "$RUNS/grid" "$RUNS/stacked"
+  python bench/save_records.py --runs="$RUNS" --records=$RECORDS --restore || exit 1
   launch --exp=unrolled:grid $FLAGS --sweep_filter=unroll.steps=1 --workdir="$RUNS/grid/shipped"
   table
   launch --exp=unrolled:ring,compare $FLAGS --workdir="$RUNS/ring/compare"

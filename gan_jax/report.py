@@ -29,6 +29,7 @@ import math
 import os
 import pathlib
 import re
+import shutil
 import sys
 from typing import Any
 
@@ -115,6 +116,35 @@ def find_runs(directory: str | os.PathLike) -> list[Run]:
   if not paths:
     raise UserError(f'report: no run directories (folders with config.json) under {directory}')
   return [Run(p) for p in sorted(paths)]
+
+
+# What a run's record holds: all that Run reads (no checkpoints, samples or W&B files).
+RECORD_FILES = ('config.json', 'status.json', 'metrics.jsonl', 'eval.jsonl')
+
+
+def save_records(directory: str | os.PathLike, records: str | os.PathLike) -> int:
+  """Copies each ended run (finished or diverged) under `directory` to `records`/<its path under
+  `directory`> (RECORD_FILES), with the sweep.json of the folder it is in; returns how many runs
+  were new there. Committed, the records keep a study whole across machines: copied back into a
+  new machine's run folder, they are finished members its sweeps skip.
+
+  Raises:
+    UserError when `directory` is missing or holds no run.
+  """
+  directory, records = pathlib.Path(directory), pathlib.Path(records)
+  new = 0
+  for run in find_runs(directory):
+    if run.state not in ('finished', 'diverged'):
+      continue
+    target = records / run.path.relative_to(directory)
+    new += not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+      if (run.path / name).exists():
+        shutil.copyfile(run.path / name, target / name)
+    if (run.path.parent / 'sweep.json').exists():
+      shutil.copyfile(run.path.parent / 'sweep.json', target.parent / 'sweep.json')
+  return new
 
 
 def _hashable(value: Any) -> str:

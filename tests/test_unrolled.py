@@ -263,6 +263,12 @@ def test_mode_collapse_table_reports_the_last_evaluation_as_mean_and_standard_er
   page.write_text('intro\n<!-- table begin -->\nold\n<!-- table end -->\nrest\n')
   text = table.main(['--ring', str(tmp_path), '--grid', str(tmp_path), '--page', str(page), '--section', 'table'])
   assert page.read_text() == f'intro\n<!-- table begin -->\n{text.strip()}\n<!-- table end -->\nrest\n'
+  # Each data set can have its own section: Stacked MNIST alone, or the 2D table alone.
+  alone = table.main(['--stacked', str(tmp_path)])
+  assert alone.startswith('Stacked MNIST') and '2D mixtures' not in alone
+  assert 'Stacked MNIST' not in table.main(['--ring', str(tmp_path)])
+  with pytest.raises(SystemExit):
+    table.main([])
 
 
 def test_seed_outcomes_counts_covering_runs_per_set_and_tests_the_difference(tmp_path, capsys, monkeypatch):
