@@ -58,6 +58,8 @@ def method_of(config: dict) -> str:
     name += ', surrogate G loss' if k else ', minimax G loss'
   if config['train']['d_steps'] > 1:
     name += f', {config["train"]["d_steps"]} D steps'
+  if config['model']['name'] == 'dcgan' and config['model']['d_norm'] != 'batch':  # Stacked MNIST's ablation.
+    name += f', D norm {config["model"]["d_norm"]}'
   return name + (' (stop-gradient)' if k and config['unroll']['stop_gradient'] else '')
 
 

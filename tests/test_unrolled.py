@@ -306,3 +306,17 @@ def test_seed_outcomes_counts_covering_runs_per_set_and_tests_the_difference(tmp
     outcomes.ended_runs([str(tmp_path / 'mixed')])
   both = outcomes.ended_runs([str(tmp_path / 'alone' / 'seed=[01]'), str(tmp_path / 'lanes' / 'seed=3')])
   assert sorted(both) == [0, 1, 3] and both[1]['modes'] == 1  # A label's patterns gathered.
+
+
+def test_mode_collapse_table_names_each_method_apart():
+  """Rows the table must not merge: the G loss, D steps, and Stacked MNIST's D without batch norm."""
+  table = bench_scripts.load('mode_collapse_table')
+  stacked = experiments.load_config('unrolled:stacked_mnist')
+  stacked.unroll.steps = 0
+  assert table.method_of(stacked.to_dict()) == 'GAN'
+  stacked.model.d_norm = 'none'
+  assert table.method_of(stacked.to_dict()) == 'GAN, D norm none'
+  ring = experiments.load_config('unrolled:ring')  # MLPs: no norm in D is the protocol, not an ablation.
+  assert table.method_of(ring.to_dict()) == 'Unrolled k=5, surrogate G loss'
+  grid = experiments.load_config('unrolled:grid')
+  assert table.method_of(grid.to_dict()) == 'Unrolled k=1, 2 D steps'
