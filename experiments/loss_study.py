@@ -48,10 +48,11 @@ docs/results/loss_study.md. MNIST complete (56 search runs, each loss's best dra
 WGAN-GP 32.2 +- 3.0 and DRAGAN 43.6 +- 4.0 lead (at ~3.5x the wall-clock per run), then hinge,
 non-saturating, WGAN-clip and least squares (94-121), minimax last (162); each loss's spread over
 its 8 draws (worst 5-26x its best) is wider than the gaps between the unpenalized losses' best
-runs. Fashion-MNIST's search complete (seed runs in progress): best runs WGAN-GP 26.3, hinge
-28.9, non-saturating 31.2, DRAGAN 33.4, minimax 33.7, least squares 35.2 (six losses within 1.35x,
-gaps near a seed's noise on MNIST) and WGAN-clip 61.3; each loss's spread over its draws 3-16x its
-best; the penalty runs took ~4x the unpenalized ones' wall-clock and were behind them at equal time.
+runs. Fashion-MNIST complete (the same 56 draws, each loss's best over seeds 0-2): WGAN-GP
+27.2 +- 1.5, hinge 27.8 +- 1.0 and non-saturating 29.6 +- 1.4 (not separated by three seeds), least
+squares 31.5 +- 3.3, minimax 32.3 +- 1.2, DRAGAN 34.4 +- 1.7, WGAN-clip 61.7 +- 0.3; each loss's
+spread over its draws 3-16x its best; the penalty runs took ~4x the unpenalized ones' wall-clock
+and were behind them at equal time.
 """
 import json
 import pathlib
