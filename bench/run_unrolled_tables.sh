@@ -7,7 +7,7 @@
 # each); then the ring's shipped setting with k = 10 (surrogate G loss, seeds 0-9: the ring's
 # >= 90 % high-quality target, missed by a point at k = 5, tried with more unrolling); then Stacked MNIST (`unrolled:stacked_mnist`, D = 1/4 of G's channels, 20,000 iterations of
 # batch 64 = 1.28M images, evaluated every 2,500): the DCGAN (k = 0) and unrolled k = 5, seed 0
-# (the unrolled run about 2 hours on one core, 2.6 iterations/s). After each sweep the page's table and curves are rewritten from every run ended so far
+# (the unrolled run 2-4 hours of one core: 2.6 iterations/s on one machine, 1.3-1.8 on a slower one). After each sweep the page's table and curves are rewritten from every run ended so far
 # (bench/mode_collapse_table.py --page, section unrolled/60k_10_seeds). Every sweep skips finished
 # members and resumes interrupted ones, so rerunning continues where a stop left off; one SIGTERM
 # (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. Each ended run is also kept in
