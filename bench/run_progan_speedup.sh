@@ -7,9 +7,10 @@
 # figures are rewritten from every finished run (bench/progan_speedup.py). Each sweep skips
 # finished members and resumes interrupted ones, so rerunning continues where a stop left off; one
 # SIGTERM (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. About 95 minutes of one
-# core per seed. Each ended run is also kept in docs/results/progan/records (bench/save_records.py;
-# commit it): on a new machine the script first restores the recorded runs into RUNS_DIR, so only
-# the unfinished ones train again.
+# core per seed. Several processes may run the script on one RUNS_DIR (one per core): each trains
+# the members no other holds, and the tables wait for a finished baseline. Each ended run is also
+# kept in docs/results/progan/records (bench/save_records.py; commit it): on a new machine the
+# script first restores the recorded runs into RUNS_DIR, so only the unfinished ones train again.
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/progan_speedup32}
@@ -29,7 +30,8 @@ main() {
       --config.log.wandb=disabled
     python bench/save_records.py --runs="$RUNS" --records=$RECORDS || exit 1
     python bench/progan_speedup.py --sweep="$RUNS" --thresholds=200,100,60,40,30 \
-      --plots=docs/results/figures/progan_cpu32 --page=docs/results/progan.md --section=progan/cpu32 > /dev/null || exit 1
+      --plots=docs/results/figures/progan_cpu32 --page=docs/results/progan.md --section=progan/cpu32 > /dev/null \
+      || echo "run_progan_speedup: the tables were not rewritten (see above); the runs go on"
   done
   echo "run_progan_speedup: done"
 }

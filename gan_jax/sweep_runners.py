@@ -197,9 +197,21 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
   tmp.replace(path)
 
 
+def end_step(config) -> int:
+  """The iteration a member's run ends at: train.steps, or, for a progressive run, where its
+  schedule ends (train.steps only caps it). The schedule module needs JAX, so it is imported only
+  for a progressive config."""
+  if 'progressive' not in config:
+    return config.train.steps
+  from gan_jax.train import schedule
+  return schedule.phases(config)[-1].end_step
+
+
 def is_finished(job: Job) -> bool:
+  """Whether the member's run finished at the end its config asks for (a run extended by a larger
+  train.steps or a longer schedule is not finished)."""
   status = run_dir.read_status(job.workdir)
-  return bool(status) and status.get('status') == 'finished' and status.get('step', 0) >= job.config.train.steps
+  return bool(status) and status.get('status') == 'finished' and status.get('step', 0) >= end_step(job.config)
 
 
 # ----------------------------------------------------------------------------------------------

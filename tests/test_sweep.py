@@ -18,6 +18,7 @@ from gan_jax import config as config_lib
 from gan_jax import errors
 from gan_jax import experiments
 from gan_jax import report
+from gan_jax import run_dir
 from gan_jax import sweep as sweep_lib
 from gan_jax import sweep_runners
 from gan_jax import workdir_lock
@@ -669,3 +670,34 @@ def test_report_of_the_sweep_matches_the_runs_metrics(sequential_sweep):
     png = directory / 'report_plots' / f'{name}.png'
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and f'report_plots/{name}.png' in md
   assert report.find_runs(directory)[0].path.parent == directory
+
+
+def test_a_progressive_member_is_finished_at_its_schedules_end_not_at_train_steps(tmp_path):
+  # A ProGAN run's length is its schedule (448,000 images of batch 32 = 14,000 iterations for every
+  # progan:cpu32 member); train.steps (1e9) only caps it. Finished there, the sweep must skip it (a
+  # record restored without checkpoints would otherwise train again from step 0).
+  sweep = sweep_runners.prepare('progan:cpu32', [], tmp_path / 's')
+  assert len(sweep.jobs) == 12
+  for job in sweep.jobs:
+    assert sweep_runners.end_step(job.config) == 14_000 < job.config.train.steps
+    job.workdir.mkdir(parents=True)
+    run_dir.write_status(job.workdir, 'finished', 13_999)
+    assert not sweep_runners.is_finished(job)
+    run_dir.write_status(job.workdir, 'finished', 14_000)
+    assert sweep_runners.is_finished(job)
+  # The same images in batches of 16 take twice the iterations: the runs are not finished for that.
+  longer = sweep_runners.prepare('progan:cpu32', [('data.batch_size', '16')], tmp_path / 'longer',
+                                 filter_text='train.seed=0')
+  assert [sweep_runners.end_step(job.config) for job in longer.jobs] == [28_000] * 4
+  for job in longer.jobs:
+    job.workdir.mkdir(parents=True)
+    run_dir.write_status(job.workdir, 'finished', 14_000)
+    assert not sweep_runners.is_finished(job)
+  # A plain member ends at train.steps.
+  plain = sweep_runners.prepare('vanilla:smoke', [], tmp_path / 'plain', spec=GRID)
+  job = plain.jobs[0]
+  job.workdir.mkdir(parents=True)
+  run_dir.write_status(job.workdir, 'finished', job.config.train.steps)
+  assert sweep_runners.end_step(job.config) == job.config.train.steps and sweep_runners.is_finished(job)
+  run_dir.write_status(job.workdir, 'finished', job.config.train.steps - 1)
+  assert not sweep_runners.is_finished(job)
