@@ -49,8 +49,10 @@ claim, that a progressive run reaches the baseline's final FD sooner, is only we
 197.2 ± 10.8 in about 10% less wall-clock (624 s against 691 s on a dedicated core, seeds 1-2),
 reaching the baseline's FD in 1 of 3 seeds (at 0.82-0.84 of the baseline's time, against the 0.60
 aimed at); 'long' (262.6) and 'nofade' (311.5) are cheaper but never reach it. Grown to 32x32
-(`cpu32`, 448k images, seed 0) the same: the baseline ends at 29.9 in 2,123 s, 'short' reaches it
-at 0.82 of that time and ends at 31.6; 'long' 60.6, 'nofade' 129.4 (docs/results/progan.md).
+(`cpu32`, 448k images; so far seeds 0-1, the baseline's seed 0) the same: the baseline ends at
+29.9, 'short' reaches it at 0.81 +- 0.14 of the baseline's time (0.90 and 0.71) and ends at 27.1
++- 6.3; 'long' 55.4, 'nofade' 113.5. The fraction moved from 0.82 to 0.90 for the same seed-0 runs
+(identical FDs) on a slower machine (docs/results/progan.md).
 
 Measured results: docs/results/progan.md (seeds, budgets, wall times, machine and commands).
 """
