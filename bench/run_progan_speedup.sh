@@ -6,7 +6,7 @@
 # the tables compare wall-clock); after each seed the page's section progan/cpu32 and its two
 # figures are rewritten from every finished run (bench/progan_speedup.py). Each sweep skips
 # finished members and resumes interrupted ones, so rerunning continues where a stop left off; one
-# SIGTERM (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. About 95 minutes of one
+# SIGTERM (or Ctrl-C) to its `launch.py --sweep` process stops it cleanly. About 1.5-2 hours of one
 # core per seed. Several processes may run the script on one RUNS_DIR (one per core): each trains
 # the members no other holds, and the tables wait for a finished baseline. Each ended run is also
 # kept in docs/results/progan/records (bench/save_records.py; commit it): on a new machine the
